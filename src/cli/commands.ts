@@ -1,0 +1,9 @@
+import type { Command } from "./command.ts";
+
+/**
+ * Every `chronon` sub-command, loaded lazily so that `chronon inspect` does not pay for
+ * the simulator or the HTTP server. Add one line per command module.
+ */
+export const commands: Record<string, () => Promise<Command>> = {
+  version: () => import("./commands/version.ts").then((m) => m.command),
+};

@@ -1,0 +1,40 @@
+/**
+ * The `chronon` command line: dispatches to a sub-command by name.
+ * @module
+ */
+import { commands } from "./commands.ts";
+import { UsageError } from "./command.ts";
+
+/** Runs `chronon ARGV…` and resolves to the exit code (0 ok, 1 failure found, 2 usage). */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    const lines = ["usage: chronon COMMAND [options]   (chronon COMMAND --help for details)", ""];
+    for (const key of Object.keys(commands).sort()) {
+      const command = await commands[key]!();
+      lines.push(`  ${key.padEnd(12)} ${command.summary}`);
+    }
+    lines.push("", "Every command takes --runtime node|bun|deno to run under that runtime.");
+    console.log(lines.join("\n"));
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    console.error(`chronon: unknown command '${name}' (chronon --help lists them)`);
+    return 2;
+  }
+  const command = await load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`chronon ${name}: ${error.message}\n\n${command.usage}`);
+      return 2;
+    }
+    throw error;
+  }
+}
