@@ -1,0 +1,78 @@
+/**
+ * The `Disk` interface: the only way the journal, the superblock and checkpoints reach
+ * storage. Backends: portable (node:fs writev + fdatasync), io_uring through the shim,
+ * and an in-memory disk with injected faults for tests. One conformance suite runs
+ * against all of them.
+ *
+ * Paths are absolute or relative to the process's working directory; a backend never
+ * invents paths of its own.
+ * @module
+ */
+
+/** Options for {@link DiskFile.write}. */
+export interface WriteOptions {
+  /**
+   * When true the promise resolves only once every byte written is durable (fdatasync,
+   * or O_DSYNC / O_DIRECT writes, or an io_uring write linked to an fdatasync).
+   */
+  readonly sync: boolean;
+}
+
+/** An open file on a {@link Disk}. Not safe for overlapping writes to the same range. */
+export interface DiskFile {
+  /** The path it was opened with. */
+  readonly path: string;
+  /** Current size in bytes. */
+  size(): Promise<number>;
+  /**
+   * Reads `length` bytes at `offset`. Resolves to fewer bytes only at end of file.
+   */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Writes `buffers` back to back starting at `offset`, in one call where the backend can
+   * (writev, one io_uring submission). The caller may reuse the buffers once it resolves.
+   */
+  write(offset: number, buffers: readonly Uint8Array[], options: WriteOptions): Promise<void>;
+  /** Makes every completed write durable (fdatasync). */
+  sync(): Promise<void>;
+  /** Sets the file's size, then makes the new size durable. */
+  truncate(size: number): Promise<void>;
+  /** Closes the file; later calls fail. */
+  close(): Promise<void>;
+}
+
+/** A storage backend. */
+export interface Disk {
+  /** Backend name for logs and `chronon inspect`: "portable", "uring", "memory", … */
+  readonly name: string;
+  /** Opens a file for reading and writing; with `create`, makes it when missing. */
+  open(path: string, options: { readonly create: boolean }): Promise<DiskFile>;
+  /** True when a file or directory exists at `path`. */
+  exists(path: string): Promise<boolean>;
+  /** File names (not paths) in a directory, sorted. */
+  list(directory: string): Promise<string[]>;
+  /** Creates a directory and its parents. */
+  mkdir(directory: string): Promise<void>;
+  /** Removes a file (whole segment files only: never called on a file a reader holds). */
+  remove(path: string): Promise<void>;
+  /** Makes a directory's entries (created and removed files) durable. */
+  syncDirectory(directory: string): Promise<void>;
+  /** Releases the backend's resources (rings, staging buffers). */
+  close(): Promise<void>;
+}
+
+/** An I/O failure from a Disk backend, with the errno name when the OS gave one. */
+export class DiskError extends Error {
+  override readonly name = "DiskError";
+  /** errno name such as "EIO", "ENOSPC", "ENOENT", or "" when not from the OS. */
+  readonly code: string;
+  /** The path involved. */
+  readonly path: string;
+
+  /** Creates an error for `operation` on `path`. */
+  constructor(operation: string, path: string, code: string, detail = "") {
+    super(`${operation} ${path}: ${code}${detail === "" ? "" : ` (${detail})`}`);
+    this.code = code;
+    this.path = path;
+  }
+}

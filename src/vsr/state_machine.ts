@@ -1,0 +1,50 @@
+/**
+ * What the replica needs from the deterministic layer above it. `src/kernel/` implements
+ * it for applications (executor + outbox); the simulator has a small key-value one.
+ *
+ * The replica calls these methods synchronously, in op order, on every replica, including
+ * during replay after a restart and after a state transfer. An implementation must be
+ * deterministic: the same sequence of calls yields the same replies and the same state
+ * hash on every replica, with no clock, randomness or I/O of its own.
+ * @module
+ */
+
+/** First operation number available to the state machine; 0..15 are the replica's own. */
+export const operationStateMachineMin = 16;
+
+/** A committed log entry as the state machine sees it. */
+export interface CommittedEntry {
+  /** Position in the log. */
+  readonly op: number;
+  /** View in which the primary prepared it. */
+  readonly view: number;
+  /** The primary's timestamp (ms since epoch), monotonic across views. */
+  readonly timestamp: number;
+  /** 128-bit client id; all zero for internal operations (effect results, schedule ticks). */
+  readonly client: Uint8Array;
+  /** The client's request number in its session (0 for internal operations). */
+  readonly request: number;
+  /** Operation number, at least {@link operationStateMachineMin}. */
+  readonly operation: number;
+  /** The request body as the client sent it. */
+  readonly body: Uint8Array;
+  /** The entry's header checksum: a deterministic seed unique to this entry. */
+  readonly checksum: Uint8Array;
+}
+
+/** The deterministic state machine a replica drives. */
+export interface StateMachine {
+  /**
+   * Applies one committed entry and returns the reply body for the client. Must not throw
+   * for any input a client can send: an application error becomes a reply that says so.
+   */
+  commit(entry: CommittedEntry): Uint8Array;
+  /** Answers a read-only query against the current state. May throw on a malformed query. */
+  query(body: Uint8Array): Uint8Array;
+  /** Checksum of the whole state: equal on replicas that committed the same prefix. */
+  stateHash(): Uint8Array;
+  /** The whole state, for a checkpoint or a state transfer. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot taken by {@link snapshot}. */
+  restore(snapshot: Uint8Array): void;
+}
