@@ -1,0 +1,557 @@
+/**
+ * The journal: a hash-chained log of entries in segment files, with group commit.
+ *
+ * Group commit: `append` checks the entry chains after the last one queued, puts it in a
+ * bounded queue and returns a promise. One writer loop takes up to `batchEntriesMax`
+ * entries / `batchBytesMax` bytes from the queue, writes them with ONE Disk write call
+ * followed by one barrier (`sync: true`), then resolves their promises: an append resolves
+ * only once its entry is durable. Appends that arrive while a batch is in flight form the
+ * next batch. A full queue makes `append` wait (FIFO, so op order is kept): memory stays
+ * bounded however fast callers append.
+ *
+ * A failed write or sync fails the journal for good (after a failed fdatasync Linux may
+ * have dropped the dirty pages, so nothing written since the last good sync can be
+ * trusted): every pending and later append rejects with JournalError, and the process must
+ * restart and recover.
+ * @module
+ */
+import { checksumEqual, checksumHex } from "../codec/checksum.ts";
+import {
+  decodeHeader, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+} from "../codec/entry_header.ts";
+import type { EntryHeader } from "../codec/entry_header.ts";
+import { assert, assertCount } from "../assert.ts";
+import type { Disk } from "./disk.ts";
+import { JournalError } from "./errors.ts";
+import type { FaultKind, OpLocation } from "./op_index.ts";
+import { recoverJournal } from "./recovery.ts";
+import type { JournalFault, RecoveryResult, SegmentState } from "./recovery.ts";
+import { encodeSegmentHeader, segmentHeaderSize, segmentName, segmentSizeLimitDefault } from "./segment.ts";
+
+/** Most entries in one batch (one write call + one barrier). */
+export const batchEntriesMaxDefault = 1024;
+/** Most bytes in one batch. */
+export const batchBytesMaxDefault = 4 * 1024 * 1024;
+/** Most entries waiting in the queue (including the batch in flight). */
+export const queueEntriesMaxDefault = 8192;
+/** Most bytes waiting in the queue. */
+export const queueBytesMaxDefault = 64 * 1024 * 1024;
+
+/** Options for {@link Journal.open}. */
+export interface JournalOptions {
+  readonly cluster: Uint8Array;
+  /** The superblock's commit, read when needed (recovery, truncateAfter). */
+  readonly commit: () => number;
+  /** Open for inspection only: no truncation of a torn tail, no appends. */
+  readonly readOnly?: boolean;
+  /** Size past which a new segment is started. */
+  readonly segmentSizeLimit?: number;
+  readonly batchEntriesMax?: number;
+  readonly batchBytesMax?: number;
+  readonly queueEntriesMax?: number;
+  readonly queueBytesMax?: number;
+  /** Recovery progress, in bytes. */
+  readonly progress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+/** The result of {@link Journal.read}: the entry, or the fault that keeps it from being read. */
+export type ReadResult =
+  | { readonly ok: true; readonly header: Uint8Array; readonly body: Uint8Array }
+  | { readonly ok: false; readonly fault: JournalFault };
+
+/** A segment as `chronon inspect` shows it. */
+export interface SegmentInfo {
+  readonly path: string;
+  readonly number: number;
+  readonly firstOp: number;
+  /** Last op held (firstOp - 1 when empty). */
+  readonly lastOp: number;
+  readonly bytes: number;
+}
+
+interface Pending {
+  readonly op: number;
+  readonly header: Uint8Array;
+  readonly body: Uint8Array;
+  readonly checksum: Uint8Array;
+  readonly size: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Counters for benchmarks and tests. */
+export interface JournalStats {
+  /** Batches written (each one Disk write call + one barrier). */
+  batches: number;
+  /** Entries made durable. */
+  entries: number;
+}
+
+/** The hash-chained, segmented, group-committed journal. See the module doc. */
+export class Journal {
+  readonly directory: string;
+  /** Counters. */
+  readonly stats: JournalStats = { batches: 0, entries: 0 };
+  readonly #disk: Disk;
+  readonly #options: JournalOptions;
+  readonly #segmentSizeLimit: number;
+  readonly #batchEntriesMax: number;
+  readonly #batchBytesMax: number;
+  readonly #queueEntriesMax: number;
+  readonly #queueBytesMax: number;
+  readonly #segments: SegmentState[];
+  readonly #index: RecoveryResult["index"];
+  readonly #opFaults: Map<number, JournalFault>;
+  readonly #otherFaults: JournalFault[];
+  readonly #root: EntryHeader;
+  #headChecksum: Uint8Array | null;
+  #queuedOp: number;
+  #queuedChecksum: Uint8Array | null;
+  #queue: Pending[] = [];
+  #queueBytes = 0;
+  #inFlightEntries = 0;
+  #inFlightBytes = 0;
+  #waiters: (() => void)[] = [];
+  #woken = 0;
+  #pushedOp: number;
+  #flushing: Promise<void> | null = null;
+  #failed: JournalError | null = null;
+  #closed = false;
+
+  private constructor(disk: Disk, directory: string, options: JournalOptions, recovery: RecoveryResult) {
+    this.#disk = disk;
+    this.directory = directory;
+    this.#options = options;
+    this.#segmentSizeLimit = options.segmentSizeLimit ?? segmentSizeLimitDefault;
+    this.#batchEntriesMax = options.batchEntriesMax ?? batchEntriesMaxDefault;
+    this.#batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
+    this.#queueEntriesMax = options.queueEntriesMax ?? queueEntriesMaxDefault;
+    this.#queueBytesMax = options.queueBytesMax ?? queueBytesMaxDefault;
+    assert(this.#batchEntriesMax >= 1 && this.#batchEntriesMax <= this.#queueEntriesMax, "batch fits the queue");
+    assert(this.#batchBytesMax <= this.#queueBytesMax, "batch bytes fit the queue");
+    this.#segments = recovery.segments;
+    this.#index = recovery.index;
+    this.#opFaults = recovery.opFaults;
+    this.#otherFaults = recovery.otherFaults;
+    this.#root = decodeHeader(rootEntry(options.cluster));
+    this.#headChecksum = recovery.headChecksum;
+    this.#queuedOp = this.#index.opMax;
+    this.#pushedOp = this.#index.opMax;
+    this.#queuedChecksum = recovery.headChecksum;
+  }
+
+  /**
+   * Opens the journal in `directory` (the data dir's journal/), running recovery. Creates
+   * the first segment when there is none (unless read-only).
+   */
+  static async open(disk: Disk, directory: string, options: JournalOptions): Promise<{ journal: Journal; recovery: RecoveryResult }> {
+    const recovery = await recoverJournal(disk, directory, {
+      cluster: options.cluster,
+      commit: options.commit(),
+      readOnly: options.readOnly ?? false,
+      ...(options.progress === undefined ? {} : { progress: options.progress }),
+    });
+    const journal = new Journal(disk, directory, options, recovery);
+    if (!(options.readOnly ?? false)) {
+      const last = recovery.segments[recovery.segments.length - 1];
+      if (last === undefined) {
+        await journal.#createSegment(1, recovery.index.opMax + 1);
+      } else if (last.size < segmentHeaderSize) {
+        // The crash interrupted this segment's creation: give it its header again.
+        last.firstOp = recovery.index.opMax + 1;
+        await last.file.write(0, [encodeSegmentHeader({ cluster: options.cluster, segment: last.number, firstOp: last.firstOp })], { sync: true });
+        last.size = segmentHeaderSize;
+      }
+    }
+    return { journal, recovery };
+  }
+
+  /** First op held (ops before it were released by a checkpoint). */
+  get opMin(): number {
+    return this.#index.opMin;
+  }
+  /** Last durable op (0 when the journal is empty). */
+  get opHead(): number {
+    return this.#index.opMax;
+  }
+  /** Checksum of the head entry's header (the root entry's when empty); null when the head is faulty. */
+  get headChecksum(): Uint8Array | null {
+    return this.#headChecksum;
+  }
+
+  /** Every fault known: segment headers first, then ops in order. */
+  faults(): JournalFault[] {
+    const ops = [...this.#opFaults.values()].sort((a, b) => a.op - b.op);
+    return [...this.#otherFaults, ...ops];
+  }
+
+  /** Ops that cannot be read until repaired. */
+  faultyOps(): number[] {
+    return this.#index.faultyOps();
+  }
+
+  /** Where `op` lives, for inspection and tests. */
+  locate(op: number): OpLocation & { readonly path: string } {
+    const location = this.#index.get(op);
+    return { ...location, path: this.#segment(location.segment).path };
+  }
+
+  /** The segments, oldest first. */
+  segments(): SegmentInfo[] {
+    return this.#segments.map((segment, i) => {
+      const next = this.#segments[i + 1];
+      const lastOp = next === undefined ? Math.max(this.opHead, segment.firstOp - 1) : next.firstOp - 1;
+      return { path: segment.path, number: segment.number, firstOp: segment.firstOp, lastOp, bytes: segment.size };
+    });
+  }
+
+  /**
+   * Appends an entry (a 128-byte header from encodeEntry and its body); resolves once it is
+   * durable. Entries must be appended in op order, each chaining after the previous one.
+   */
+  async append(header: Uint8Array, body: Uint8Array): Promise<void> {
+    if (this.#failed !== null) throw this.#failed;
+    assert(!this.#closed, "append after close");
+    assert(!(this.#options.readOnly ?? false), "append to a read-only journal");
+    assert(verifyHeader(header) === null, "appended header must be valid");
+    const decoded = decodeHeader(header);
+    assert(decoded.op === this.#queuedOp + 1, `append op ${decoded.op} must follow op ${this.#queuedOp}`);
+    assert(this.#queuedChecksum !== null, "cannot append after a faulty head: repair it first");
+    assert(checksumEqual(decoded.parent, this.#queuedChecksum), `op ${decoded.op} does not chain after op ${this.#queuedOp}`);
+    assert(checksumEqual(decoded.cluster, this.#options.cluster), "entry of another cluster");
+    assert(body.length === decoded.size, "body size matches the header");
+    this.#queuedOp = decoded.op;
+    this.#queuedChecksum = decoded.checksum;
+    const size = entryHeaderSize + body.length;
+    if (this.#mustWait(size)) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      this.#woken--;
+      if (this.#failed !== null) throw this.#failed;
+    }
+    return new Promise<void>((resolve, reject) => {
+      assert(decoded.op === this.#pushedOp + 1, "queue keeps op order");
+      this.#pushedOp = decoded.op;
+      this.#queue.push({ op: decoded.op, header, body, checksum: decoded.checksum, size, resolve, reject });
+      this.#queueBytes += size;
+      if (this.#flushing === null) this.#flushing = this.#flush();
+    });
+  }
+
+  #mustWait(size: number): boolean {
+    if (this.#waiters.length > 0 || this.#woken > 0) return true;
+    const entries = this.#queue.length + this.#inFlightEntries;
+    const bytes = this.#queueBytes + this.#inFlightBytes;
+    return entries >= this.#queueEntriesMax || (entries > 0 && bytes + size > this.#queueBytesMax);
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && this.#failed === null) {
+        let count = 0;
+        let bytes = 0;
+        while (count < this.#queue.length && count < this.#batchEntriesMax) {
+          const size = this.#queue[count]!.size;
+          if (count > 0 && bytes + size > this.#batchBytesMax) break;
+          bytes += size;
+          count++;
+        }
+        const batch = this.#queue.splice(0, count);
+        this.#queueBytes -= bytes;
+        this.#inFlightEntries = count;
+        this.#inFlightBytes = bytes;
+        try {
+          await this.#writeBatch(batch, bytes);
+        } catch (error) {
+          this.#fail(error, batch);
+          return;
+        }
+        this.#inFlightEntries = 0;
+        this.#inFlightBytes = 0;
+        for (const pending of batch) pending.resolve();
+        this.#wake();
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  /** Lets waiting appenders in, oldest first, as far as the queue has room. */
+  #wake(): void {
+    let room = this.#queueEntriesMax - this.#queue.length - this.#inFlightEntries - this.#woken;
+    while (room > 0 && this.#waiters.length > 0) {
+      this.#woken++;
+      room--;
+      this.#waiters.shift()!();
+    }
+  }
+
+  #fail(error: unknown, batch: Pending[]): void {
+    const detail = error instanceof Error ? error.message : String(error);
+    this.#failed = new JournalError(this.directory, `a journal write failed (${detail}); restart to recover`);
+    for (const pending of [...batch, ...this.#queue]) pending.reject(this.#failed);
+    this.#queue = [];
+    this.#queueBytes = 0;
+    this.#inFlightEntries = 0;
+    this.#inFlightBytes = 0;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    this.#woken += waiters.length;
+    for (const wake of waiters) wake();
+  }
+
+  async #writeBatch(batch: Pending[], bytes: number): Promise<void> {
+    let segment = this.#segments[this.#segments.length - 1]!;
+    const first = batch[0]!;
+    assert(first.op === this.opHead + 1, "batches are written in op order");
+    if (segment.size > segmentHeaderSize && segment.size + bytes > this.#segmentSizeLimit) {
+      segment = await this.#createSegment(segment.number + 1, first.op);
+    }
+    const buffers: Uint8Array[] = [];
+    for (const pending of batch) {
+      buffers.push(pending.header);
+      if (pending.body.length > 0) buffers.push(pending.body);
+    }
+    const start = segment.size;
+    await segment.file.write(start, buffers, { sync: true });
+    let offset = start;
+    for (const pending of batch) {
+      this.#index.push({ segment: segment.number, offset, size: pending.size, fault: "none" });
+      offset += pending.size;
+    }
+    assert(offset === start + bytes, "batch size adds up");
+    segment.size = offset;
+    this.#headChecksum = batch[batch.length - 1]!.checksum;
+    this.stats.batches++;
+    this.stats.entries += batch.length;
+  }
+
+  async #createSegment(number: number, firstOp: number): Promise<SegmentState> {
+    const path = `${this.directory}/${segmentName(number)}`;
+    const file = await this.#disk.open(path, { create: true });
+    await file.write(0, [encodeSegmentHeader({ cluster: this.#options.cluster, segment: number, firstOp })], { sync: true });
+    await this.#disk.syncDirectory(this.directory);
+    const segment: SegmentState = { number, path, file, firstOp, size: segmentHeaderSize, pins: 0, released: false };
+    this.#segments.push(segment);
+    return segment;
+  }
+
+  /** Resolves once every queued append has been written (or failed). */
+  async drain(): Promise<void> {
+    while (this.#flushing !== null) await this.#flushing;
+  }
+
+  /** Reads and verifies the entry at `op`. A checksum failure marks the op faulty. */
+  async read(op: number): Promise<ReadResult> {
+    assert(this.#index.has(op), `read of op ${op} outside [${this.opMin}, ${this.opHead}]`);
+    const location = this.#index.get(op);
+    if (location.fault !== "none") return { ok: false, fault: this.#opFaults.get(op)! };
+    const segment = this.#segment(location.segment);
+    const bytes = await this.#readPinned(segment, location.offset, location.size);
+    const problem = bytes.length < entryHeaderSize ? "short" : verifyHeader(bytes);
+    let kind: FaultKind = "none";
+    if (problem !== null) kind = "header";
+    else {
+      const header = decodeHeader(bytes);
+      if (header.op !== op || header.size + entryHeaderSize !== location.size) kind = "header";
+      else if (!verifyBody(header, bytes.subarray(entryHeaderSize))) kind = "body";
+    }
+    if (kind !== "none") {
+      const fault: JournalFault = { op, kind, path: segment.path, offset: location.offset, detail: `${kind} of op ${op} failed verification on read` };
+      this.#index.set(op, { ...location, fault: kind });
+      this.#opFaults.set(op, fault);
+      return { ok: false, fault };
+    }
+    return { ok: true, header: bytes.subarray(0, entryHeaderSize), body: bytes.subarray(entryHeaderSize) };
+  }
+
+  /** The verified header bytes at `op`, or null when the op is faulty. */
+  async headerAt(op: number): Promise<Uint8Array | null> {
+    if (op === 0) return rootEntry(this.#options.cluster);
+    const result = await this.read(op);
+    return result.ok ? result.header : null;
+  }
+
+  async #readPinned(segment: SegmentState, offset: number, length: number): Promise<Uint8Array> {
+    segment.pins++;
+    try {
+      return await segment.file.read(offset, length);
+    } finally {
+      segment.pins--;
+      if (segment.released && segment.pins === 0) await segment.file.close();
+    }
+  }
+
+  #segment(number: number): SegmentState {
+    const first = this.#segments[0];
+    assert(first !== undefined, "journal has a segment");
+    // Segment numbers are consecutive from the first held one.
+    const segment = this.#segments[number - first.number];
+    assert(segment !== undefined && segment.number === number, `segment ${number} is held`);
+    return segment;
+  }
+
+  /**
+   * Discards every op above `op` (a divergent uncommitted suffix at a view change). Never
+   * at or below the superblock's commit. No append may be in flight.
+   */
+  async truncateAfter(op: number): Promise<void> {
+    assertCount(op, "truncate op");
+    assert(!(this.#options.readOnly ?? false), "truncate of a read-only journal");
+    const commit = this.#options.commit();
+    assert(op >= commit, `truncateAfter(${op}) would discard committed ops (commit ${commit})`);
+    assert(this.#flushing === null && this.#queue.length === 0, "truncateAfter with appends in flight");
+    if (op >= this.opHead) return;
+    assert(op >= this.opMin || (op === 0 && this.opMin === 1), `truncateAfter(${op}) below the released prefix`);
+    const next = this.#index.get(op + 1);
+    let segment = this.#segment(next.segment);
+    let cut = next.offset;
+    if (cut < 0) {
+      const own = this.#index.get(op);
+      if (own.offset < 0 || own.size < 0) throw new JournalError(this.directory, `cannot truncate after op ${op}: where op ${op + 1} starts is unknown`);
+      segment = this.#segment(own.segment);
+      cut = own.offset + own.size;
+    }
+    if (segment.firstOp === op + 1) cut = segmentHeaderSize;
+    const later = this.#segments.filter((s) => s.number > segment.number);
+    for (const drop of later) await this.#dropSegment(drop);
+    this.#segments.splice(this.#segments.length - later.length, later.length);
+    if (later.length > 0) await this.#disk.syncDirectory(this.directory);
+    await segment.file.truncate(cut);
+    segment.size = cut;
+    this.#index.truncateAfter(op);
+    for (const faultOp of [...this.#opFaults.keys()]) if (faultOp > op) this.#opFaults.delete(faultOp);
+    this.#headChecksum = op === 0 ? this.#root.checksum : await this.#checksumAt(op);
+    this.#queuedOp = op;
+    this.#pushedOp = op;
+    this.#queuedChecksum = this.#headChecksum;
+  }
+
+  async #checksumAt(op: number): Promise<Uint8Array | null> {
+    const header = await this.headerAt(op);
+    return header === null ? null : header.slice(0, 16);
+  }
+
+  async #dropSegment(segment: SegmentState): Promise<void> {
+    segment.released = true;
+    await this.#disk.remove(segment.path);
+    if (segment.pins === 0) await segment.file.close();
+    for (let i = this.#otherFaults.length - 1; i >= 0; i--) {
+      if (this.#otherFaults[i]!.path === segment.path) this.#otherFaults.splice(i, 1);
+    }
+  }
+
+  /**
+   * Deletes whole segment files that hold only ops below `op` (after a checkpoint covers
+   * them). The last segment is always kept; files are removed, never rewritten or renamed.
+   */
+  async releaseBefore(op: number): Promise<void> {
+    assertCount(op, "release op");
+    assert(!(this.#options.readOnly ?? false), "release in a read-only journal");
+    let count = 0;
+    while (count < this.#segments.length - 1 && this.#segments[count + 1]!.firstOp <= op) count++;
+    if (count === 0) return;
+    const dropped = this.#segments.splice(0, count);
+    for (const segment of dropped) await this.#dropSegment(segment);
+    await this.#disk.syncDirectory(this.directory);
+    const opMin = this.#segments[0]!.firstOp;
+    this.#index.releaseBefore(opMin);
+    for (const faultOp of [...this.#opFaults.keys()]) if (faultOp < opMin) this.#opFaults.delete(faultOp);
+  }
+
+  /**
+   * Overwrites faulty `op` in place with a verified copy (from a peer): checks its checksums,
+   * its chain against valid neighbours and that it fits the slot the original occupied,
+   * then writes and syncs. Throws JournalError when the copy cannot be placed.
+   */
+  async repair(op: number, header: Uint8Array, body: Uint8Array): Promise<void> {
+    assert(!(this.#options.readOnly ?? false), "repair in a read-only journal");
+    assert(this.#flushing === null || op < this.opHead, "repair does not race appends at the head");
+    const refuse = (why: string) => new JournalError(this.directory, `repair of op ${op} refused: ${why}`);
+    if (!this.#index.has(op) || this.#index.get(op).fault === "none") throw refuse("the op is not faulty");
+    if (verifyHeader(header) !== null) throw refuse("the copy's header fails verification");
+    const decoded = decodeHeader(header);
+    if (decoded.op !== op) throw refuse(`the copy is of op ${decoded.op}`);
+    if (!checksumEqual(decoded.cluster, this.#options.cluster)) throw refuse("the copy is of another cluster");
+    if (!verifyBody(decoded, body)) throw refuse("the copy's body fails its checksum");
+    const previous = await this.#validNeighbour(op - 1);
+    if (previous !== null && !checksumEqual(decoded.parent, previous.checksum)) {
+      throw refuse(`the copy does not chain after op ${op - 1} (${checksumHex(previous.checksum)})`);
+    }
+    const following = await this.#validNeighbour(op + 1);
+    if (following !== null && !checksumEqual(following.parent, decoded.checksum)) {
+      throw refuse(`op ${op + 1} does not chain after the copy`);
+    }
+    const location = this.#index.get(op);
+    let segmentNumber = location.segment;
+    let offset = location.offset;
+    if (offset < 0 && this.#index.has(op - 1)) {
+      const before = this.#index.get(op - 1);
+      if (before.offset >= 0 && before.size >= 0) {
+        segmentNumber = before.segment;
+        offset = before.offset + before.size;
+      }
+    }
+    if (offset < 0) throw refuse("where the op belongs is unknown (repair the ops before it first, or transfer state)");
+    const segment = this.#segment(segmentNumber);
+    const size = entryHeaderSize + body.length;
+    let slotEnd = location.offset >= 0 && location.size >= 0 ? location.offset + location.size : -1;
+    let limit = Number.POSITIVE_INFINITY;
+    for (let later = op + 1; later <= this.opHead; later++) {
+      const next = this.#index.get(later);
+      if (next.segment !== segmentNumber) break;
+      if (next.offset >= 0) {
+        if (later === op + 1) slotEnd = next.offset;
+        limit = next.offset;
+        break;
+      }
+    }
+    if (slotEnd >= 0 && offset + size !== slotEnd) throw refuse(`the copy is ${size} bytes but the slot holds ${slotEnd - offset}`);
+    if (offset + size > limit) throw refuse(`the copy (${size} bytes) would overwrite the next entry at offset ${limit}`);
+    await segment.file.write(offset, [header, body], { sync: true });
+    segment.size = Math.max(segment.size, offset + size);
+    this.#index.set(op, { segment: segmentNumber, offset, size, fault: "none" });
+    this.#opFaults.delete(op);
+    if (this.#index.has(op + 1)) {
+      const next = this.#index.get(op + 1);
+      if (next.offset < 0 && next.segment === segmentNumber) this.#index.set(op + 1, { ...next, offset: offset + size });
+    }
+    if (op === this.opHead) {
+      this.#headChecksum = decoded.checksum;
+      if (this.#queuedOp === op) this.#queuedChecksum = decoded.checksum;
+    }
+    for (const neighbour of [op - 1, op + 1]) await this.#recheckChain(neighbour);
+  }
+
+  /** The header of `op` when it is held and not faulty (the root entry for op 0), else null. */
+  async #validNeighbour(op: number): Promise<EntryHeader | null> {
+    if (op === 0) return this.#root;
+    if (!this.#index.has(op) || this.#index.get(op).fault !== "none") return null;
+    const bytes = await this.headerAt(op);
+    return bytes === null ? null : decodeHeader(bytes);
+  }
+
+  /** An op faulty only for its chain link becomes valid again once both links hold. */
+  async #recheckChain(op: number): Promise<void> {
+    if (!this.#index.has(op)) return;
+    const location = this.#index.get(op);
+    if (location.fault !== "chain") return;
+    this.#index.set(op, { ...location, fault: "none" });
+    const result = await this.read(op);
+    const before = await this.#validNeighbour(op - 1);
+    const after = await this.#validNeighbour(op + 1);
+    const header = result.ok ? decodeHeader(result.header) : null;
+    const linked = header !== null &&
+      (before === null || checksumEqual(header.parent, before.checksum)) &&
+      (after === null || checksumEqual(after.parent, header.checksum));
+    if (linked) this.#opFaults.delete(op);
+    else if (result.ok) this.#index.set(op, { ...location, fault: "chain" });
+  }
+
+  /** Waits for appends in flight, then closes every segment file. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.drain();
+    this.#closed = true;
+    for (const segment of this.#segments) if (segment.pins === 0) await segment.file.close();
+  }
+}

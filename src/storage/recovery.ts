@@ -1,0 +1,399 @@
+/**
+ * Journal recovery: scans every segment, verifies every header, body and chain link from
+ * the root entry (op 0) through the head, truncates a torn tail and names every fault by
+ * op, file and offset so the replication layer can repair it from peers.
+ *
+ * Torn tail or corruption? A tear is what a crash leaves of an unacknowledged write: the
+ * end of the LAST segment. Damage found while scanning is a tear only when all of these hold:
+ *   1. it is in the last segment,
+ *   2. no valid entry of this cluster follows it anywhere in that segment (a bad entry
+ *      followed by a valid one is corruption: writes are appended in order, and a crash
+ *      cannot produce a valid entry after a torn one),
+ *   3. the first damaged op is above the superblock's commit (a committed op was durable
+ *      on a quorum before it committed, and the superblock's commit is written after the
+ *      journal's sync, so it can never be torn).
+ * Otherwise it is corruption: the ops are marked faulty and kept (never truncated).
+ * Known limit: a bit flip in the very last entry above the commit looks exactly like a
+ * tear and is truncated; that entry was never committed, and VSR treats it like any other
+ * uncommitted op a replica lacks.
+ *
+ * Decision table for one entry at a position (see docs/storage.md for the full table):
+ *
+ * | header | body | chain | position                  | action                           |
+ * |--------|------|-------|---------------------------|----------------------------------|
+ * | ok     | ok   | ok    | any                       | accept                           |
+ * | ok     | ok   | bad   | any                       | fault "chain" on both ends       |
+ * | ok     | bad  | –     | tail of last seg, > commit| truncate (torn tail)             |
+ * | ok     | bad  | –     | otherwise                 | fault "body", keep scanning      |
+ * | bad    | –    | –     | tail of last seg, > commit| truncate (torn tail)             |
+ * | bad    | –    | –     | otherwise                 | fault "header" for the ops up to |
+ * |        |      |       |                           | the next valid entry (resync)    |
+ * @module
+ */
+import { checksumEqual } from "../codec/checksum.ts";
+import {
+  chainsAfter, decodeHeader, entryFormatVersion, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+} from "../codec/entry_header.ts";
+import type { EntryHeader } from "../codec/entry_header.ts";
+import { assert } from "../assert.ts";
+import type { Disk, DiskFile } from "./disk.ts";
+import { ClusterMismatchError, DataDirError, FormatVersionError } from "./errors.ts";
+import { OpIndex } from "./op_index.ts";
+import type { FaultKind } from "./op_index.ts";
+import {
+  decodeSegmentHeader, parseSegmentName, segmentName, segmentFormatVersion, segmentHeaderSize, segmentHeaderVersion,
+} from "./segment.ts";
+import { readChunkSizeDefault, SegmentReader } from "./segment_reader.ts";
+
+/** One fault found in the journal. `op` is -1 for damage not tied to an op (a segment header). */
+export interface JournalFault {
+  readonly op: number;
+  readonly kind: Exclude<FaultKind, "none"> | "segment" | "garbage";
+  readonly path: string;
+  /** Byte offset in `path`, or -1 when not known (an op after a corrupt header, a gap). */
+  readonly offset: number;
+  readonly detail: string;
+}
+
+/** A segment file the journal holds open. */
+export interface SegmentState {
+  readonly number: number;
+  readonly path: string;
+  readonly file: DiskFile;
+  firstOp: number;
+  /** Bytes in use: where the next entry goes (for the last segment). */
+  size: number;
+  /** Reads in flight; the file is closed only when none remain. */
+  pins: number;
+  released: boolean;
+}
+
+/** What recovery found. */
+export interface RecoveryResult {
+  readonly segments: SegmentState[];
+  readonly index: OpIndex;
+  /** Faults tied to an op, by op. */
+  readonly opFaults: Map<number, JournalFault>;
+  /** Faults not tied to an op (segment headers, garbage between entries). */
+  readonly otherFaults: JournalFault[];
+  /** Checksum of the head entry's header, or null when the head op is faulty without a header. */
+  readonly headChecksum: Uint8Array | null;
+  /** The torn tail that was (or, read-only, would be) truncated. */
+  readonly tornTail: { readonly path: string; readonly offset: number; readonly bytes: number } | null;
+  readonly bytesScanned: number;
+}
+
+/** Options for {@link recoverJournal}. */
+export interface RecoveryOptions {
+  readonly cluster: Uint8Array;
+  /** The superblock's commit: ops at or below it can never be a torn tail. */
+  readonly commit: number;
+  /** Report a torn tail without truncating it (chronon inspect). */
+  readonly readOnly: boolean;
+  readonly chunkSize?: number;
+  /** Called now and then with bytes scanned so far and in total. */
+  readonly progress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+interface Damage {
+  readonly op: number | null; // first op the damaged bytes should hold, if known
+  readonly segment: SegmentState;
+  readonly offset: number;
+  readonly kind: "header" | "body";
+  readonly detail: string;
+}
+
+/** Scans and verifies the journal in `directory` (see the module doc for the rules). */
+export async function recoverJournal(disk: Disk, directory: string, options: RecoveryOptions): Promise<RecoveryResult> {
+  const names = await disk.list(directory);
+  const numbers: number[] = [];
+  for (const name of names) {
+    const n = parseSegmentName(name);
+    if (n === null) throw new DataDirError(`${directory}/${name}`, "unexpected file in the journal directory (only NNNNNNNNNNNNNNNN.segment files belong there)");
+    numbers.push(n);
+  }
+  numbers.sort((a, b) => a - b);
+  const scan = new Scan(disk, directory, options);
+  try {
+    await scan.run(numbers);
+  } catch (error) {
+    for (const segment of scan.segments) await segment.file.close();
+    throw error;
+  }
+  return scan.result();
+}
+
+class Scan {
+  readonly segments: SegmentState[] = [];
+  readonly index = new OpIndex();
+  readonly opFaults = new Map<number, JournalFault>();
+  readonly otherFaults: JournalFault[] = [];
+  tornTail: RecoveryResult["tornTail"] = null;
+  bytesScanned = 0;
+  readonly #disk: Disk;
+  readonly #directory: string;
+  readonly #options: RecoveryOptions;
+  readonly #root: EntryHeader;
+  #expected: number | null = null;
+  #previous: EntryHeader | null = null;
+  #damage: Damage | null = null;
+  #bytesTotal = 0;
+
+  constructor(disk: Disk, directory: string, options: RecoveryOptions) {
+    this.#disk = disk;
+    this.#directory = directory;
+    this.#options = options;
+    this.#root = decodeHeader(rootEntry(options.cluster));
+  }
+
+  async run(numbers: number[]): Promise<void> {
+    const files: { n: number; path: string; file: DiskFile; size: number }[] = [];
+    for (const n of numbers) {
+      const path = `${this.#directory}/${segmentName(n)}`;
+      const file = await this.#disk.open(path, { create: false });
+      const size = await file.size();
+      files.push({ n, path, file, size });
+      this.#bytesTotal += size;
+    }
+    for (let i = 0; i < files.length; i++) {
+      const { n, path, file, size } = files[i]!;
+      const segment: SegmentState = { number: n, path, file, firstOp: -1, size, pins: 0, released: false };
+      this.segments.push(segment);
+      await this.#scanSegment(segment, size, i === files.length - 1);
+    }
+    await this.#finish();
+  }
+
+  result(): RecoveryResult {
+    let headChecksum: Uint8Array | null = null;
+    if (this.index.count === 0) {
+      headChecksum = this.index.opMin === 1 ? this.#root.checksum : null;
+    } else if (this.#previous !== null && this.#previous.op === this.index.opMax) {
+      headChecksum = this.#previous.checksum;
+    }
+    return {
+      segments: this.segments,
+      index: this.index,
+      opFaults: this.opFaults,
+      otherFaults: this.otherFaults,
+      headChecksum,
+      tornTail: this.tornTail,
+      bytesScanned: this.bytesScanned,
+    };
+  }
+
+  #fault(fault: JournalFault, segment: number, size: number): void {
+    assert(fault.op >= 0, "op fault has an op");
+    const kind = fault.kind === "segment" || fault.kind === "garbage" ? "header" : fault.kind;
+    if (this.index.has(fault.op)) {
+      const old = this.index.get(fault.op);
+      this.index.set(fault.op, { ...old, fault: kind });
+    } else {
+      assert(fault.op === this.index.opMax + 1, `fault for op ${fault.op} out of order`);
+      this.index.push({ segment, offset: fault.offset, size, fault: kind });
+    }
+    if (!this.opFaults.has(fault.op)) this.opFaults.set(fault.op, fault);
+  }
+
+  /** The first op seen fixes where the index starts (op 1 chains to the root entry). */
+  #begin(op: number): void {
+    if (this.#expected !== null) return;
+    this.#expected = op;
+    this.index.reset(op);
+    this.#previous = op === 1 ? this.#root : null;
+  }
+
+  async #scanSegment(segment: SegmentState, fileSize: number, last: boolean): Promise<void> {
+    const reader = new SegmentReader(segment.file, fileSize, this.#options.chunkSize ?? readChunkSizeDefault);
+    const headerBytes = await reader.view(0, segmentHeaderSize);
+    const decoded = decodeSegmentHeader(headerBytes ?? new Uint8Array(0));
+    let headerOk = false;
+    if (typeof decoded === "string") {
+      if (decoded === "version" && headerBytes !== null && segmentHeaderVersion(headerBytes) > segmentFormatVersion) {
+        throw new FormatVersionError(segment.path, `segment format version ${segmentHeaderVersion(headerBytes)} is newer than ${segmentFormatVersion}, which this chronon reads; upgrade chronon`);
+      }
+      this.otherFaults.push({ op: -1, kind: "segment", path: segment.path, offset: 0, detail: `segment header: ${decoded}` });
+    } else {
+      if (!checksumEqual(decoded.cluster, this.#options.cluster)) {
+        throw new ClusterMismatchError(segment.path, "segment belongs to another cluster");
+      }
+      if (decoded.segment !== segment.number) {
+        this.otherFaults.push({ op: -1, kind: "segment", path: segment.path, offset: 0, detail: `segment header names segment ${decoded.segment}` });
+      } else {
+        headerOk = true;
+        segment.firstOp = decoded.firstOp;
+        this.#atFirstOp(segment, decoded.firstOp);
+      }
+    }
+    let position = Math.min(segmentHeaderSize, fileSize);
+    while (position < fileSize) {
+      this.#progress(reader, segment);
+      const bytes = await reader.view(position, entryHeaderSize);
+      const problem = bytes === null ? "short" : verifyHeader(bytes);
+      const header = problem === null ? decodeHeader(bytes!) : null;
+      if (header === null || !this.#plausible(header)) {
+        position = await this.#resync(reader, segment, position, "header", `entry header: ${problem ?? "not the next op of this cluster"}`);
+        continue;
+      }
+      const size = entryHeaderSize + header.size;
+      const body = await reader.view(position + entryHeaderSize, header.size);
+      if (body === null) {
+        position = await this.#resync(reader, segment, position, "body", `body of op ${header.op} cut short at end of file`);
+        continue;
+      }
+      if (segment.firstOp < 0) segment.firstOp = header.op;
+      const bodyOk = verifyBody(header, body);
+      if (!bodyOk && last && position + size === fileSize && header.op > this.#options.commit) {
+        this.#begin(header.op);
+        this.#resolveDamage(header.op);
+        if (header.op > this.#expected!) this.#gap(segment, header.op);
+        this.bytesScanned += reader.bytesRead;
+        await this.#tear(segment, position, size);
+        return;
+      }
+      this.#accept(segment, header, position, size, bodyOk);
+      position += size;
+    }
+    if (!headerOk && segment.firstOp < 0 && this.#damage === null && last) {
+      // A segment whose creation the crash interrupted: no header, no entries.
+      this.otherFaults.pop();
+      await this.#tear(segment, 0, fileSize);
+    }
+    if (this.tornTail === null) segment.size = fileSize;
+    this.bytesScanned += reader.bytesRead;
+  }
+
+  /** A valid header is plausible here when it is of this cluster and not behind the scan. */
+  #plausible(header: EntryHeader): boolean {
+    if (!checksumEqual(header.cluster, this.#options.cluster)) return false;
+    if (this.#expected !== null && header.op < this.#expected) return false;
+    return true;
+  }
+
+  #atFirstOp(segment: SegmentState, firstOp: number): void {
+    if (this.#expected === null) {
+      this.#begin(firstOp);
+      return;
+    }
+    this.#resolveDamage(firstOp);
+    if (firstOp > this.#expected) this.#gap(segment, firstOp);
+  }
+
+  /** Ops expected..op-1 have no bytes at all. */
+  #gap(segment: SegmentState, op: number): void {
+    assert(this.#expected !== null, "gap after a first op");
+    for (let missing = this.#expected; missing < op; missing++) {
+      this.#fault({ op: missing, kind: "gap", path: segment.path, offset: -1, detail: `op ${missing} is missing: the log skips from op ${this.#expected - 1} to op ${op}` }, segment.number, -1);
+    }
+    this.#expected = op;
+    this.#previous = null;
+  }
+
+  /** Damaged bytes end where a valid entry of `op` starts: name the ops they held. */
+  #resolveDamage(op: number): void {
+    const damage = this.#damage;
+    if (damage === null) return;
+    this.#damage = null;
+    const first = damage.op ?? op;
+    if (first >= op) {
+      this.otherFaults.push({ op: -1, kind: "garbage", path: damage.segment.path, offset: damage.offset, detail: `unreadable bytes before op ${op}: ${damage.detail}` });
+      return;
+    }
+    for (let bad = first; bad < op; bad++) {
+      const known = bad === first;
+      this.#fault({
+        op: bad,
+        kind: damage.kind,
+        path: damage.segment.path,
+        offset: known ? damage.offset : -1,
+        detail: known ? damage.detail : `op ${bad} lies in unreadable bytes after ${damage.segment.path}:${damage.offset}`,
+      }, damage.segment.number, -1);
+    }
+    this.#expected = op;
+    this.#previous = null;
+  }
+
+  #accept(segment: SegmentState, header: EntryHeader, offset: number, size: number, bodyOk: boolean): void {
+    this.#begin(header.op);
+    this.#resolveDamage(header.op);
+    if (header.op > this.#expected!) this.#gap(segment, header.op);
+    let kind: FaultKind = bodyOk ? "none" : "body";
+    const previous = this.#previous;
+    if (previous !== null && !chainsAfter(previous, header)) {
+      if (kind === "none") kind = "chain";
+      if (previous.op >= this.index.opMin && this.index.get(previous.op).fault === "none") {
+        this.#fault({ op: previous.op, kind: "chain", path: segment.path, offset: this.index.get(previous.op).offset, detail: `op ${header.op} does not chain after it` }, segment.number, -1);
+      }
+    }
+    this.index.push({ segment: segment.number, offset, size, fault: kind });
+    if (kind !== "none") {
+      const detail = kind === "body" ? `body of op ${header.op} fails its checksum` : `op ${header.op} does not chain after op ${header.op - 1}`;
+      this.opFaults.set(header.op, { op: header.op, kind, path: segment.path, offset, detail });
+    }
+    this.#previous = header;
+    this.#expected = header.op + 1;
+  }
+
+  /**
+   * Bytes at `offset` are not a valid entry: look for the next valid entry header of this
+   * cluster in the segment (cheap pre-filter on version, reserved and cluster bytes, then
+   * the checksum). Returns where scanning continues.
+   */
+  async #resync(reader: SegmentReader, segment: SegmentState, offset: number, kind: "header" | "body", detail: string): Promise<number> {
+    if (this.#damage === null) this.#damage = { op: this.#expected, segment, offset, kind, detail };
+    const cluster = this.#options.cluster;
+    let position = offset + 1;
+    while (position + entryHeaderSize <= reader.fileSize) {
+      const { bytes, start } = await reader.window(position, entryHeaderSize);
+      const limit = Math.min(bytes.length - entryHeaderSize, reader.fileSize - entryHeaderSize - start);
+      for (let at = 0; at <= limit; at++) {
+        if (bytes[at + 118] !== entryFormatVersion || bytes[at + 127] !== 0 || bytes[at + 48] !== cluster[0]) continue;
+        const candidate = bytes.subarray(at, at + entryHeaderSize);
+        if (!checksumEqual(candidate.subarray(48, 64), cluster) || verifyHeader(candidate) !== null) continue;
+        if (this.#plausible(decodeHeader(candidate))) return start + at;
+      }
+      position = start + limit + 1;
+    }
+    return reader.fileSize;
+  }
+
+  async #finish(): Promise<void> {
+    const damage = this.#damage;
+    const commit = this.#options.commit;
+    const last = this.segments[this.segments.length - 1];
+    if (damage !== null) {
+      this.#damage = null;
+      const first = damage.op ?? this.index.opMax + 1;
+      if (damage.segment === last && first > commit) {
+        await this.#tear(damage.segment, damage.offset, damage.segment.size - damage.offset);
+      } else {
+        this.#damage = damage;
+        this.#resolveDamage(Math.max(first, commit) + 1);
+      }
+    }
+    if (this.tornTail === null && this.index.count > 0 && this.index.opMax < commit && last !== undefined) {
+      for (let op = this.index.opMax + 1; op <= commit; op++) {
+        this.#fault({ op, kind: "missing", path: last.path, offset: -1, detail: `op ${op} is committed but the journal ends at op ${this.index.opMax}` }, last.number, -1);
+      }
+    }
+  }
+
+  async #tear(segment: SegmentState, offset: number, bytes: number): Promise<void> {
+    this.tornTail = { path: segment.path, offset, bytes };
+    segment.size = offset;
+    if (this.#options.readOnly) return;
+    if (offset === 0 || (offset <= segmentHeaderSize && segment.firstOp < 0)) {
+      // Nothing of this segment survived: remove it rather than keep a headerless file.
+      await segment.file.truncate(0);
+      return;
+    }
+    await segment.file.truncate(offset);
+  }
+
+  #progress(reader: SegmentReader, segment: SegmentState): void {
+    const progress = this.#options.progress;
+    if (progress === undefined) return;
+    progress(this.bytesScanned + reader.bytesRead, this.#bytesTotal);
+    void segment;
+  }
+}
