@@ -5,5 +5,6 @@ import type { Command } from "./command.ts";
  * the simulator or the HTTP server. Add one line per command module.
  */
 export const commands: Record<string, () => Promise<Command>> = {
+  bench: () => import("./commands/bench.ts").then((m) => m.command),
   version: () => import("./commands/version.ts").then((m) => m.command),
 };
