@@ -6,6 +6,8 @@ export interface Command {
   readonly summary: string;
   /** The full text printed by `chronon NAME --help`. */
   readonly usage: string;
+  /** True when the command handles --help itself (it dispatches to sub-targets). */
+  readonly handlesHelp?: boolean;
   /** Runs the command; resolves to the process exit code. */
   run(argv: string[]): Promise<number>;
 }

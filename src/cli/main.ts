@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const command = await load();
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (command.handlesHelp !== true && (rest.includes("--help") || rest.includes("-h"))) {
     console.log(command.usage);
     return 0;
   }

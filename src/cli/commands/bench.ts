@@ -22,6 +22,7 @@ const targets: Record<string, () => Promise<BenchTarget>> = {
 /** `chronon bench TARGET …`: dispatches to journal, kernel, cluster, … */
 export const command: Command = {
   name: "bench",
+  handlesHelp: true,
   summary: "measure throughput and latency against the raw limits (journal, kernel, cluster, …)",
   get usage(): string {
     return [
@@ -35,7 +36,10 @@ export const command: Command = {
   },
   async run(argv) {
     const [name, ...rest] = argv;
-    if (name === undefined) throw new UsageError("name a target");
+    if (name === undefined || name === "--help" || name === "-h") {
+      console.log(this.usage);
+      return name === undefined ? 2 : 0;
+    }
     const load = targets[name];
     if (load === undefined) throw new UsageError(`unknown target '${name}'`);
     return await (await load()).run(rest);
