@@ -382,12 +382,17 @@ export class Journal {
   }
 
   #segment(number: number): SegmentState {
-    const first = this.#segments[0];
-    assert(first !== undefined, "journal has a segment");
-    // Segment numbers are consecutive from the first held one.
-    const segment = this.#segments[number - first.number];
-    assert(segment !== undefined && segment.number === number, `segment ${number} is held`);
-    return segment;
+    // Segment numbers increase along the list (consecutive unless a file went missing).
+    let low = 0;
+    let high = this.#segments.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const segment = this.#segments[middle]!;
+      if (segment.number === number) return segment;
+      if (segment.number < number) low = middle + 1;
+      else high = middle - 1;
+    }
+    throw new Error(`unreachable: segment ${number} is not held`);
   }
 
   /**

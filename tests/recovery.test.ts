@@ -1,0 +1,227 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checksum } from "../src/codec/checksum.ts";
+import { MemoryDisk } from "../src/storage/disk_memory.ts";
+import { PortableDisk } from "../src/storage/disk_portable.ts";
+import { formatDataDir, openDataDir } from "../src/storage/data_dir.ts";
+import {
+  ClusterMismatchError, DataDirError, FormatVersionError, NotFormattedError,
+} from "../src/storage/errors.ts";
+import { seededRandom } from "../src/storage/seeded_random.ts";
+import { chain, cluster } from "./storage_helpers.ts";
+
+const identity = { cluster, replica: 1, replicaCount: 3 };
+
+/** A memory data dir with `count` entries, closed. */
+async function written(count: number, bodySize = 100, segmentSizeLimit?: number) {
+  const disk = new MemoryDisk();
+  await formatDataDir(disk, "/d", identity);
+  const dir = await openDataDir(disk, "/d", segmentSizeLimit === undefined ? {} : { segmentSizeLimit });
+  const entries = chain(count, bodySize);
+  for (const e of entries) await dir.journal.append(e.header, e.body);
+  const where = (op: number) => dir.journal.locate(op);
+  const locations = entries.map((_, i) => where(i + 1));
+  await dir.close();
+  return { disk, entries, locations };
+}
+
+describe("recovery", () => {
+  test("a torn tail (partial last write) is truncated; nothing acknowledged is lost", async () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const { disk, entries, locations } = await written(10, 700);
+      const last = locations[9]!;
+      const extra = chain(3, 700, entries[9]!.header, 11);
+      const file = await disk.open(last.path, { create: false });
+      // An unacknowledged batch that the crash interrupts: written, never synced.
+      await file.write(last.offset + last.size, extra.flatMap((e) => [e.header, e.body]), { sync: false });
+      disk.crash({ tear: seededRandom(seed) });
+      const dir = await openDataDir(disk, "/d", {});
+      assert.deepEqual(dir.journal.faults(), [], `seed ${seed}`);
+      assert.ok(dir.journal.opHead >= 10 && dir.journal.opHead <= 13, `seed ${seed}: head ${dir.journal.opHead}`);
+      const head = dir.journal.locate(dir.journal.opHead);
+      assert.equal(disk.bytes(last.path).length, head.offset + head.size, `seed ${seed}: no partial bytes remain`);
+      for (let op = 1; op <= dir.journal.opHead; op++) assert.ok((await dir.journal.read(op)).ok);
+      await dir.close();
+    }
+  });
+
+  test("a bit flip in an inner entry's header or body is named by op and offset; later entries stay readable", async () => {
+    for (const [where, kind] of [[5, "header"], [60, "header"], [128 + 10, "body"]] as const) {
+      const { disk, locations } = await written(10, 300);
+      const target = locations[4]!;
+      disk.flipBit(target.path, target.offset + where, 3);
+      const dir = await openDataDir(disk, "/d", {});
+      const faults = dir.journal.faults();
+      assert.equal(faults.length, 1, JSON.stringify(faults));
+      assert.equal(faults[0]!.op, 5);
+      assert.equal(faults[0]!.kind, kind);
+      assert.equal(faults[0]!.offset, target.offset);
+      assert.equal(faults[0]!.path, target.path);
+      assert.equal(dir.journal.opHead, 10);
+      for (const op of [4, 6, 10]) assert.ok((await dir.journal.read(op)).ok, `op ${op} readable`);
+      assert.equal((await dir.journal.read(5)).ok, false);
+      await dir.close();
+    }
+  });
+
+  test("a corrupt last entry at or below the commit is a fault, not a tear", async () => {
+    const { disk, locations } = await written(10, 300);
+    const open = await openDataDir(disk, "/d", {});
+    await open.superblock.write({ ...open.superblock.state, commit: 10 });
+    await open.close();
+    const last = locations[9]!;
+    disk.flipBit(last.path, last.offset + 200);
+    const sizeBefore = disk.bytes(last.path).length;
+    const dir = await openDataDir(disk, "/d", {});
+    assert.deepEqual(dir.journal.faultyOps(), [10]);
+    assert.equal(dir.journal.faults()[0]!.kind, "body");
+    assert.equal(disk.bytes(last.path).length, sizeBefore, "nothing truncated");
+    await dir.close();
+  });
+
+  test("a corrupt entry followed by valid ones at the end of the log is corruption, not a tear", async () => {
+    const { disk, locations } = await written(10, 300);
+    disk.flipBit(locations[7]!.path, locations[7]!.offset + 20);
+    const dir = await openDataDir(disk, "/d", {});
+    assert.deepEqual(dir.journal.faultyOps(), [8]);
+    assert.equal(dir.journal.opHead, 10);
+    await dir.close();
+  });
+
+  test("a broken chain link is named; a repair with the right copy clears it", async () => {
+    const { disk, entries, locations } = await written(10, 100);
+    const forged = chain(1, 100, new Uint8Array(128).fill(9), 6)[0]!; // op 6 with a wrong parent
+    const file = await disk.open(locations[5]!.path, { create: false });
+    await file.write(locations[5]!.offset, [forged.header, forged.body], { sync: true });
+    const dir = await openDataDir(disk, "/d", {});
+    const chainFaults = dir.journal.faults().filter((f) => f.kind === "chain").map((f) => f.op);
+    assert.ok(chainFaults.includes(6), JSON.stringify(dir.journal.faults()));
+    await dir.journal.repair(6, entries[5]!.header, entries[5]!.body);
+    assert.deepEqual(dir.journal.faults(), []);
+    await dir.close();
+  });
+
+  test("a missing middle segment is a gap named by op; entries after it stay readable", async () => {
+    const { disk } = await written(60, 200, 4096);
+    const names = await disk.list("/d/journal");
+    assert.ok(names.length >= 4);
+    await disk.remove(`/d/journal/${names[1]}`);
+    const dir = await openDataDir(disk, "/d", {});
+    const gaps = dir.journal.faults().filter((f) => f.kind === "gap");
+    assert.ok(gaps.length > 0);
+    assert.ok(dir.journal.faults().every((f) => f.kind === "gap"));
+    assert.equal(dir.journal.opHead, 60);
+    assert.ok((await dir.journal.read(60)).ok);
+    await dir.close();
+  });
+
+  test("decision table: header × body × position → accept, fault or truncate", async () => {
+    // position "inner": op 5 of 10; "tail": op 10 of 10 above the commit; "committed tail": op 10, commit 10.
+    const cases = [
+      { damage: "header", position: "inner", expect: "fault" },
+      { damage: "body", position: "inner", expect: "fault" },
+      { damage: "header", position: "tail", expect: "truncate" },
+      { damage: "body", position: "tail", expect: "truncate" },
+      { damage: "header", position: "committed tail", expect: "fault" },
+      { damage: "body", position: "committed tail", expect: "fault" },
+      { damage: "none", position: "tail", expect: "accept" },
+    ] as const;
+    for (const c of cases) {
+      const { disk, locations } = await written(10, 300);
+      if (c.position === "committed tail") {
+        const open = await openDataDir(disk, "/d", {});
+        await open.superblock.write({ ...open.superblock.state, commit: 10 });
+        await open.close();
+      }
+      const target = locations[c.position === "inner" ? 4 : 9]!;
+      if (c.damage !== "none") disk.flipBit(target.path, target.offset + (c.damage === "header" ? 90 : 200));
+      const dir = await openDataDir(disk, "/d", {});
+      const label = `${c.damage} damage at ${c.position}`;
+      if (c.expect === "accept") {
+        assert.equal(dir.journal.opHead, 10, label);
+        assert.deepEqual(dir.journal.faults(), [], label);
+      } else if (c.expect === "truncate") {
+        assert.equal(dir.journal.opHead, 9, label);
+        assert.deepEqual(dir.journal.faults(), [], label);
+        assert.ok(dir.recovery.tornTail !== null, label);
+      } else {
+        const op = c.position === "inner" ? 5 : 10;
+        assert.deepEqual(dir.journal.faultyOps(), [op], label);
+        assert.equal(dir.journal.faults()[0]!.kind, c.damage, label);
+        assert.equal(dir.recovery.tornTail, null, label);
+      }
+      await dir.close();
+    }
+  });
+});
+
+/** Every file under `root` with its bytes and mtime, to prove nothing was written. */
+function snapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (path: string) => {
+    for (const name of readdirSync(path)) {
+      const full = join(path, name);
+      const stat = statSync(full);
+      if (stat.isDirectory()) walk(full);
+      else out.set(full, `${stat.mtimeMs}:${checksum(readFileSync(full)).join(",")}`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+describe("data dir refusals on a real disk", () => {
+  const disk = new PortableDisk();
+
+  test("another cluster's data dir is refused with ClusterMismatchError, nothing written", async () => {
+    const root = mkdtempSync(join(tmpdir(), "chronon-rec-"));
+    try {
+      await formatDataDir(disk, `${root}/d`, identity);
+      const before = snapshot(root);
+      await assert.rejects(openDataDir(disk, `${root}/d`, { cluster: new Uint8Array(16).fill(1) }), ClusterMismatchError);
+      assert.deepEqual(snapshot(root), before);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("a newer format version is refused with FormatVersionError, nothing written", async () => {
+    const root = mkdtempSync(join(tmpdir(), "chronon-rec-"));
+    try {
+      await formatDataDir(disk, `${root}/d`, identity);
+      const bytes = readFileSync(`${root}/d/identity`);
+      bytes.writeUInt32LE(2, 24);
+      bytes.set(checksum(bytes.subarray(16)), 0);
+      writeFileSync(`${root}/d/identity`, bytes);
+      const before = snapshot(root);
+      await assert.rejects(openDataDir(disk, `${root}/d`), FormatVersionError);
+      assert.deepEqual(snapshot(root), before);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("a non-chronon directory or file is refused with DataDirError, an empty one with NotFormattedError", async () => {
+    const root = mkdtempSync(join(tmpdir(), "chronon-rec-"));
+    try {
+      mkdirSync(`${root}/other`);
+      writeFileSync(`${root}/other/notes.txt`, "hello");
+      writeFileSync(`${root}/file`, "hello");
+      mkdirSync(`${root}/empty`);
+      const before = snapshot(root);
+      await assert.rejects(openDataDir(disk, `${root}/other`), DataDirError);
+      await assert.rejects(openDataDir(disk, `${root}/file`), DataDirError);
+      await assert.rejects(openDataDir(disk, `${root}/empty`), NotFormattedError);
+      await assert.rejects(openDataDir(disk, `${root}/missing`), NotFormattedError);
+      writeFileSync(`${root}/other/identity`, "not ours at all, but long enough to have a magic..............");
+      await assert.rejects(openDataDir(disk, `${root}/other`), DataDirError);
+      before.set(`${root}/other/identity`, snapshot(root).get(`${root}/other/identity`)!);
+      assert.deepEqual(snapshot(root), before);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
