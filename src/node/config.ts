@@ -1,0 +1,188 @@
+/**
+ * The cluster configuration file (`cluster.json`) that `chronon start` reads: one file,
+ * identical on every replica, naming the cluster, every replica's addresses and data dir,
+ * where the secret and the API token come from, and the tunables.
+ *
+ * Every problem is a {@link ConfigError} naming the field and what is wrong; nothing is
+ * started from a configuration that does not validate.
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { parseClusterId } from "../storage/cluster_id.ts";
+
+/** A replica count the protocol accepts: 2f+1 with 0 ≤ f ≤ 2 (1, 3 or 5 replicas). */
+export const replicaCountsAllowed = [1, 3, 5] as const;
+
+/** Where a secret comes from: a file (first line, trimmed) or an environment variable. */
+export type SecretSource = { readonly file: string } | { readonly env: string } | { readonly value: string };
+
+/** One replica's place in the cluster. */
+export interface ReplicaAddress {
+  /** host:port of the replica bus (TCP between replicas). */
+  readonly bus: { readonly host: string; readonly port: number };
+  /** host:port the HTTP API listens on. */
+  readonly api: { readonly host: string; readonly port: number };
+  /** Base URL clients use to reach this API (defaults to http://api); sent in not_primary hints. */
+  readonly apiUrl: string;
+  /** Data directory of this replica. */
+  readonly dataDir: string;
+}
+
+/** A validated cluster configuration. */
+export interface ClusterConfig {
+  /** The cluster id as written in the file, and its 16 bytes. */
+  readonly clusterName: string;
+  readonly cluster: Uint8Array;
+  readonly replicas: readonly ReplicaAddress[];
+  readonly secret: SecretSource;
+  readonly token: SecretSource | null;
+  /** Who may read (queries, status, listings) without the token. */
+  readonly readAccess: "public" | "token";
+  /** Milliseconds per replica tick. */
+  readonly tickMs: number;
+  readonly checkpointIntervalOps: number;
+  readonly clientSessionsMax: number;
+  /** Largest request body accepted by the API, in bytes. */
+  readonly requestBodySizeMax: number;
+  /** Attempts of one effect before it is dead-lettered. */
+  readonly effectAttemptsMax: number;
+  /** Timeout of one HTTP effect attempt. */
+  readonly effectTimeoutMs: number;
+}
+
+/** The configuration is missing, unreadable or invalid; `field` names what is wrong. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  /** The offending field path (e.g. `replicas[1].bus`), or "" for the whole file. */
+  readonly field: string;
+  /** Creates an error about `field`. */
+  constructor(field: string, message: string) {
+    super(field === "" ? message : `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function hostPort(value: unknown, field: string): { host: string; port: number } {
+  if (typeof value !== "string") throw new ConfigError(field, "must be a string host:port");
+  const at = value.lastIndexOf(":");
+  const host = value.slice(0, at).replace(/^\[(.*)\]$/, "$1");
+  const port = Number(value.slice(at + 1));
+  if (at <= 0 || host === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(field, `'${value}' is not host:port`);
+  }
+  return { host, port };
+}
+
+function integer(source: Json, key: string, fallback: number, min: number, max: number): number {
+  const value = source[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function secretSource(value: unknown, field: string): SecretSource {
+  if (!isObject(value)) throw new ConfigError(field, 'must be {"file": PATH} or {"env": NAME}');
+  if (typeof value.file === "string" && value.file !== "") return { file: value.file };
+  if (typeof value.env === "string" && value.env !== "") return { env: value.env };
+  if (typeof value.value === "string" && value.value !== "") return { value: value.value };
+  throw new ConfigError(field, 'must be {"file": PATH} or {"env": NAME}');
+}
+
+/** Reads a secret from its source; a missing or empty one is a ConfigError. */
+export function readSecret(source: SecretSource, field: string): string {
+  let text: string | undefined;
+  if ("file" in source) {
+    try {
+      text = readFileSync(source.file, "utf8").split("\n")[0]?.trim();
+    } catch (error) {
+      throw new ConfigError(field, `cannot read ${source.file}: ${(error as Error).message}`);
+    }
+  } else if ("env" in source) {
+    text = process.env[source.env];
+  } else {
+    text = source.value;
+  }
+  if (text === undefined || text.length < 16) {
+    const where = "file" in source ? source.file : "env" in source ? `$${source.env}` : "the value";
+    throw new ConfigError(field, `${where} must hold at least 16 characters`);
+  }
+  return text;
+}
+
+/** Validates a parsed configuration object. */
+export function parseConfig(raw: unknown): ClusterConfig {
+  if (!isObject(raw)) throw new ConfigError("", "the configuration must be a JSON object");
+  if (typeof raw.cluster !== "string" && typeof raw.cluster !== "number") {
+    throw new ConfigError("cluster", "is required (a name, a decimal or a 0x-hex 128-bit id)");
+  }
+  const clusterName = String(raw.cluster);
+  let cluster: Uint8Array;
+  try {
+    cluster = parseClusterId(clusterName);
+  } catch (error) {
+    throw new ConfigError("cluster", (error as Error).message);
+  }
+  if (!Array.isArray(raw.replicas)) throw new ConfigError("replicas", "must be a list");
+  if (!(replicaCountsAllowed as readonly number[]).includes(raw.replicas.length)) {
+    throw new ConfigError("replicas", `must list 1, 3 or 5 replicas, got ${raw.replicas.length}`);
+  }
+  const replicas = raw.replicas.map((entry: unknown, index: number): ReplicaAddress => {
+    const field = `replicas[${index}]`;
+    if (!isObject(entry)) throw new ConfigError(field, "must be an object");
+    const bus = hostPort(entry.bus, `${field}.bus`);
+    const api = hostPort(entry.api, `${field}.api`);
+    if (typeof entry.dataDir !== "string" || entry.dataDir === "") throw new ConfigError(`${field}.dataDir`, "is required");
+    const apiUrl = typeof entry.apiUrl === "string" ? entry.apiUrl : `http://${entry.api as string}`;
+    return { bus, api, apiUrl, dataDir: entry.dataDir };
+  });
+  const seen = new Set<string>();
+  replicas.forEach((replica, index) => {
+    for (const [kind, address] of [["bus", replica.bus], ["api", replica.api]] as const) {
+      const key = `${address.host}:${address.port}`;
+      if (address.port !== 0 && seen.has(key)) throw new ConfigError(`replicas[${index}].${kind}`, `${key} is used twice`);
+      seen.add(key);
+    }
+  });
+  const readAccess = raw.readAccess ?? "public";
+  if (readAccess !== "public" && readAccess !== "token") throw new ConfigError("readAccess", 'must be "public" or "token"');
+  return {
+    clusterName,
+    cluster,
+    replicas,
+    secret: secretSource(raw.secret, "secret"),
+    token: raw.token === undefined ? null : secretSource(raw.token, "token"),
+    readAccess,
+    tickMs: integer(raw, "tickMs", 10, 1, 1000),
+    checkpointIntervalOps: integer(raw, "checkpointIntervalOps", 4096, 16, 1 << 24),
+    clientSessionsMax: integer(raw, "clientSessionsMax", 4096, 1, 1 << 20),
+    requestBodySizeMax: integer(raw, "requestBodySizeMax", 64 * 1024, 1, 1024 * 1024),
+    effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),
+    effectTimeoutMs: integer(raw, "effectTimeoutMs", 5000, 1, 600_000),
+  };
+}
+
+/** Reads and validates a configuration file. */
+export function loadConfig(path: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError("", `cannot read ${path}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError("", `${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseConfig(raw);
+}
