@@ -58,6 +58,17 @@ export class OpIndex {
     this.#count++;
   }
 
+  /** Appends a valid entry of op opMax + 1 (the append hot path: no location object). */
+  pushValid(segment: number, offset: number, size: number): void {
+    if (this.#start + this.#count === this.#size.length) this.#grow();
+    const i = this.#start + this.#count;
+    this.#segment[i] = segment;
+    this.#offset[i] = offset;
+    this.#size[i] = size;
+    this.#fault[i] = 0;
+    this.#count++;
+  }
+
   /** Location of `op`, which must be held. */
   get(op: number): OpLocation {
     const i = this.#slot(op);

@@ -17,6 +17,7 @@ export interface BenchTarget {
  * Add one line per target.
  */
 const targets: Record<string, () => Promise<BenchTarget>> = {
+  journal: () => import("./bench_journal.ts").then((m) => m.bench),
 };
 
 /** `chronon bench TARGET …`: dispatches to journal, kernel, cluster, … */
