@@ -39,7 +39,7 @@ Rounds continue on the same journal. One summary line per round; exit 1 on any v
   --rounds N         kill/recover rounds (default 10)
   --seed S           seed for kill times, body sizes and bit flips (default 1)
   --appenders K      concurrent appenders in the child (default 8)
-  --segment-bytes B  segment size limit, small so segments roll (default 262144)
+  --segment-bytes B  segment size limit, small so segments roll (default 1048576)
   --flips F          bit flips per round (default 3)
   --keep             keep the temp dir`;
 
@@ -49,7 +49,11 @@ const client = new Uint8Array(16).fill(0xcc);
 /** Body of `op`: size and bytes derived from the seed and the op, so the parent can check it. */
 function bodyFor(seed: number, op: number): Uint8Array {
   const random = seededRandom(seed * 1_000_003 + op);
-  const size = randomInt(random, 4) === 0 ? randomInt(random, 6000) : randomInt(random, 300);
+  // Mostly small entries; now and then one of up to 512 KiB, so that some batches are
+  // multi-megabyte writes a SIGKILL can interrupt half way (the kernel stops a write
+  // between pages when a fatal signal is pending): that is what leaves a torn tail.
+  const dice = randomInt(random, 100);
+  const size = dice < 2 ? 65536 + randomInt(random, 458752) : dice < 25 ? randomInt(random, 6000) : randomInt(random, 300);
   const body = new Uint8Array(size);
   const fill = randomInt(random, 256);
   for (let i = 0; i < size; i++) body[i] = (fill + i * 13 + op) & 0xff;
@@ -255,7 +259,7 @@ export const command: Command = {
         rounds: { type: "string", default: "10" },
         seed: { type: "string", default: "1" },
         appenders: { type: "string", default: "8" },
-        "segment-bytes": { type: "string", default: "262144" },
+        "segment-bytes": { type: "string", default: "1048576" },
         flips: { type: "string", default: "3" },
         keep: { type: "boolean", default: false },
         child: { type: "string" },
