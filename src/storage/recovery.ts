@@ -228,7 +228,7 @@ class Scan {
     let position = Math.min(segmentHeaderSize, fileSize);
     while (position < fileSize) {
       this.#progress(reader, segment);
-      const bytes = await reader.view(position, entryHeaderSize);
+      const bytes = reader.viewNow(position, entryHeaderSize) ?? await reader.view(position, entryHeaderSize);
       const problem = bytes === null ? "short" : verifyHeader(bytes);
       const header = problem === null ? decodeHeader(bytes!) : null;
       if (header === null || !this.#plausible(header)) {
@@ -236,7 +236,7 @@ class Scan {
         continue;
       }
       const size = entryHeaderSize + header.size;
-      const body = await reader.view(position + entryHeaderSize, header.size);
+      const body = reader.viewNow(position + entryHeaderSize, header.size) ?? await reader.view(position + entryHeaderSize, header.size);
       if (body === null) {
         position = await this.#resync(reader, segment, position, "body", `body of op ${header.op} cut short at end of file`);
         continue;
@@ -325,7 +325,8 @@ class Scan {
         this.#fault({ op: previous.op, kind: "chain", path: segment.path, offset: this.index.get(previous.op).offset, detail: `op ${header.op} does not chain after it` }, segment.number, -1);
       }
     }
-    this.index.push({ segment: segment.number, offset, size, fault: kind });
+    if (kind === "none") this.index.pushValid(segment.number, offset, size);
+    else this.index.push({ segment: segment.number, offset, size, fault: kind });
     if (kind !== "none") {
       const detail = kind === "body" ? `body of op ${header.op} fails its checksum` : `op ${header.op} does not chain after op ${header.op - 1}`;
       this.opFaults.set(header.op, { op: header.op, kind, path: segment.path, offset, detail });
@@ -343,18 +344,30 @@ class Scan {
     if (this.#damage === null) this.#damage = { op: this.#expected, segment, offset, kind, detail };
     const cluster = this.#options.cluster;
     let position = offset + 1;
+    // (bytes is re-read per window; `cluster[0]` is a cheap pre-filter before the checksum.)
     while (position + entryHeaderSize <= reader.fileSize) {
-      const { bytes, start } = await reader.window(position, entryHeaderSize);
-      const limit = Math.min(bytes.length - entryHeaderSize, reader.fileSize - entryHeaderSize - start);
+      const { bytes, start } = await reader.window(position);
+      if (bytes.length < entryHeaderSize) {
+        // A header could straddle this chunk and the next: look at those bytes on their own.
+        const straddle = await reader.view(position, entryHeaderSize);
+        if (straddle !== null && this.#candidate(straddle)) return position;
+        position++;
+        continue;
+      }
+      const limit = bytes.length - entryHeaderSize;
       for (let at = 0; at <= limit; at++) {
         if (bytes[at + 118] !== entryFormatVersion || bytes[at + 127] !== 0 || bytes[at + 48] !== cluster[0]) continue;
-        const candidate = bytes.subarray(at, at + entryHeaderSize);
-        if (!checksumEqual(candidate.subarray(48, 64), cluster) || verifyHeader(candidate) !== null) continue;
-        if (this.#plausible(decodeHeader(candidate))) return start + at;
+        if (this.#candidate(bytes.subarray(at, at + entryHeaderSize))) return start + at;
       }
       position = start + limit + 1;
     }
     return reader.fileSize;
+  }
+
+  /** True when `bytes` are a valid entry header of this cluster that the scan could accept next. */
+  #candidate(bytes: Uint8Array): boolean {
+    if (!checksumEqual(bytes.subarray(48, 64), this.#options.cluster) || verifyHeader(bytes) !== null) return false;
+    return this.#plausible(decodeHeader(bytes));
   }
 
   async #finish(): Promise<void> {

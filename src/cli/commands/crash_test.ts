@@ -9,7 +9,6 @@ import fs from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
@@ -21,7 +20,7 @@ import { formatDataDir, openDataDir } from "../../storage/data_dir.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { randomInt, seededRandom } from "../../storage/seeded_random.ts";
 import type { Random } from "../../storage/seeded_random.ts";
-import { defaultDisk } from "./storage_common.ts";
+import { defaultDisk, sameRuntimeCommand } from "./storage_common.ts";
 
 const usage = `chronon crash-test [--rounds N] [--seed S] [--appenders K] [--segment-bytes B] [--flips F] [--keep]
 
@@ -93,16 +92,6 @@ async function child(path: string, seed: number, appenders: number, segmentSizeL
   return 0;
 }
 
-/** How to run this same program (runtime and entry point) in a child process. */
-function childCommand(args: string[]): { command: string; args: string[]; cwd: string } {
-  const entry = fileURLToPath(new URL("../entry.ts", import.meta.url));
-  const root = fileURLToPath(new URL("../../..", import.meta.url));
-  const runtime = runtimeName();
-  if (runtime === "bun") return { command: process.execPath, args: [entry, ...args], cwd: root };
-  if (runtime === "deno") return { command: process.execPath, args: ["run", "-A", "--quiet", entry, ...args], cwd: root };
-  return { command: process.execPath, args: ["--import", "tsx", entry, ...args], cwd: root };
-}
-
 interface RoundResult {
   readonly acked: number;
   readonly maxAcked: number;
@@ -111,7 +100,7 @@ interface RoundResult {
 
 /** Runs the child until a random moment after its first ack, then SIGKILLs it. */
 function runChild(path: string, seed: number, appenders: number, segmentBytes: number, random: Random, acked: Set<number>): Promise<RoundResult> {
-  const { command, args, cwd } = childCommand(["crash-test", "--child", path, "--seed", String(seed), "--appenders", String(appenders), "--segment-bytes", String(segmentBytes)]);
+  const { command, args, cwd } = sameRuntimeCommand(["crash-test", "--child", path, "--seed", String(seed), "--appenders", String(appenders), "--segment-bytes", String(segmentBytes)]);
   return new Promise((resolve, reject) => {
     const proc = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let buffered = "";

@@ -4,6 +4,8 @@
  * @module
  */
 import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { runtimeName } from "../runtime.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { PortableDisk } from "../../storage/disk_portable.ts";
 import { StorageError } from "../../storage/errors.ts";
@@ -83,4 +85,17 @@ export function reportStorageError(command: string, error: unknown): number {
     return 1;
   }
   throw error;
+}
+
+/**
+ * How to run `chronon ARGS…` in a child process on the runtime running this one (node with
+ * tsx, bun, or deno run -A), from the repository root.
+ */
+export function sameRuntimeCommand(args: string[]): { command: string; args: string[]; cwd: string } {
+  const entry = fileURLToPath(new URL("../entry.ts", import.meta.url));
+  const root = fileURLToPath(new URL("../../..", import.meta.url));
+  const runtime = runtimeName();
+  if (runtime === "bun") return { command: process.execPath, args: [entry, ...args], cwd: root };
+  if (runtime === "deno") return { command: process.execPath, args: ["run", "-A", "--quiet", entry, ...args], cwd: root };
+  return { command: process.execPath, args: ["--import", "tsx", entry, ...args], cwd: root };
 }
