@@ -225,39 +225,42 @@ export const bench: BenchTarget = {
     const directory = fs.mkdtempSync(join(os.tmpdir(), "chronon-bench-"));
     try {
       say(`bench journal: ${runtimeName()} ${runtimeVersion()}, backends ${backends.map((b) => b.name).join(", ")}, ${trials} trials × ${seconds} s, medians, in ${directory}`);
-      const raw: Record<string, number> = {};
-      for (const bodyBytes of [128, 4096]) {
-        const record = entryHeaderSize + bodyBytes;
-        const one: number[] = [];
-        const batched: number[] = [];
-        for (let t = 0; t < trials; t++) {
-          one.push(rawRate(directory, record, 1, seconds));
-          batched.push(rawRate(directory, record, 64, seconds));
-        }
-        raw[`raw-${bodyBytes}`] = median(one);
-        raw[`coalesced-${bodyBytes}`] = median(batched);
-        say(`raw        ${String(record).padStart(4)} B records  write+fdatasync loop ${fmt(median(one)).padStart(9)}/s   one coalesced write+fdatasync per 64 ${fmt(median(batched)).padStart(9)}/s`);
-      }
+      say("(records on disk are the 128-byte header + the body; limits use records of the same size)");
+      // Raw limits are measured in the same trials as the journal, alternating with it
+      // (raw, journal, raw, journal, …) so that drift in a noisy machine hits both alike;
+      // the ratio is the median of the per-trial ratios.
       const pools = new Map<number, EntryPool>();
       for (const bodyBytes of [128, 4096]) pools.set(bodyBytes, new EntryPool(bodyBytes, Math.ceil(150_000 * seconds)));
+      const raw: Record<string, number[]> = {};
       const figures: Figure[] = [];
       for (const backend of backends) {
         const disk = await backend.make();
         try {
           for (const appenders of [1, 64]) {
             for (const bodyBytes of [128, 4096]) {
-              const rates: number[] = [];
-              for (let t = 0; t < trials; t++) rates.push(await journalRate(disk, directory, pools.get(bodyBytes)!, appenders, seconds));
-              const perSecond = median(rates);
               const limit = appenders === 1 ? "raw" : "coalesced";
-              const limitPerSecond = raw[`${limit}-${bodyBytes}`]!;
-              const ratio = perSecond / limitPerSecond;
+              const rates: number[] = [];
+              const limits: number[] = [];
+              const ratios: number[] = [];
+              for (let t = 0; t < trials; t++) {
+                const limitRate = rawRate(directory, entryHeaderSize + bodyBytes, appenders === 1 ? 1 : 64, seconds);
+                const rate = await journalRate(disk, directory, pools.get(bodyBytes)!, appenders, seconds);
+                limits.push(limitRate);
+                rates.push(rate);
+                ratios.push(rate / limitRate);
+              }
+              (raw[`${limit}-${bodyBytes}`] ??= []).push(...limits);
+              const perSecond = median(rates);
+              const limitPerSecond = median(limits);
+              const ratio = median(ratios);
               const floor = appenders === 1 ? 0.8 : 0.6;
               const absolute = appenders === 64 && bodyBytes === 128 ? 50_000 : 0;
               const target = `≥ ${floor} × ${limit}${absolute > 0 ? " and ≥ 50,000/s" : ""}`;
               const met = ratio >= floor && perSecond >= absolute;
               figures.push({ backend: backend.name, appenders, bodyBytes, perSecond, trials: rates, limit, limitPerSecond, ratio, target, met });
-              say(`${backend.name.padEnd(9)}  ${String(appenders).padStart(2)} appender${appenders === 1 ? " " : "s"} ${String(bodyBytes).padStart(4)} B  ${fmt(perSecond).padStart(9)}/s  = ${ratio.toFixed(2)} × ${limit.padEnd(9)}  target ${target}: ${met ? "met" : "MISSED"}   trials ${rates.map(fmt).join(", ")}`);
+              const limitText = `${limit === "raw" ? "raw write+fdatasync" : "raw coalesced 64/write+fdatasync"} ${fmt(limitPerSecond)}/s`;
+              say(`${backend.name.padEnd(9)} ${String(appenders).padStart(2)} appender${appenders === 1 ? " " : "s"} ${String(bodyBytes).padStart(4)} B body  ${fmt(perSecond).padStart(9)}/s   ${limitText.padEnd(42)} ratio ${ratio.toFixed(2)}  target ${target}: ${met ? "met" : "MISSED"}`);
+              say(`${"".padEnd(35)}trials ${rates.map(fmt).join(", ")}; limit trials ${limits.map(fmt).join(", ")}`);
             }
           }
         } finally {
@@ -278,7 +281,8 @@ export const bench: BenchTarget = {
         }
       }
       if (values.json) {
-        console.log(JSON.stringify({ runtime: runtimeName(), version: runtimeVersion(), seconds, trials, raw, figures, recovery }, null, 2));
+        const rawMedians = Object.fromEntries(Object.entries(raw).map(([key, values]) => [key, median(values)]));
+        console.log(JSON.stringify({ runtime: runtimeName(), version: runtimeVersion(), seconds, trials, raw: rawMedians, figures, recovery }, null, 2));
       }
       return 0;
     } finally {
