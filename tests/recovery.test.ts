@@ -104,6 +104,26 @@ describe("recovery", () => {
     await dir.close();
   });
 
+  test("a new last segment whose header never became durable is a torn creation: recreated, appends go on", async () => {
+    const { disk, entries } = await written(10, 100);
+    const file = await disk.open("/d/journal/0000000000000002.segment", { create: true });
+    await file.write(0, [new Uint8Array(300).fill(0xab)], { sync: true }); // garbage, no header
+    await disk.syncDirectory("/d/journal");
+    const readOnly = await openDataDir(disk, "/d", { readOnly: true });
+    assert.deepEqual(readOnly.journal.faults(), []);
+    assert.equal(readOnly.recovery.tornTail?.offset, 0);
+    await readOnly.close();
+    const dir = await openDataDir(disk, "/d", {});
+    const more = chain(3, 100, entries[9]!.header, 11);
+    for (const e of more) await dir.journal.append(e.header, e.body);
+    await dir.close();
+    const again = await openDataDir(disk, "/d", {});
+    assert.deepEqual(again.journal.faults(), []);
+    assert.equal(again.journal.opHead, 13);
+    assert.equal(again.journal.segments()[1]!.firstOp, 11);
+    await again.close();
+  });
+
   test("a missing middle segment is a gap named by op; entries after it stay readable", async () => {
     const { disk } = await written(60, 200, 4096);
     const names = await disk.list("/d/journal");

@@ -231,8 +231,9 @@ export class Journal {
   segments(): SegmentInfo[] {
     return this.#segments.map((segment, i) => {
       const next = this.#segments[i + 1];
-      const lastOp = next === undefined ? Math.max(this.opHead, segment.firstOp - 1) : next.firstOp - 1;
-      return { path: segment.path, number: segment.number, firstOp: segment.firstOp, lastOp, bytes: segment.size };
+      const lastOp = next === undefined || next.firstOp < 0 ? Math.max(this.opHead, segment.firstOp - 1) : next.firstOp - 1;
+      const firstOp = segment.firstOp >= 0 ? segment.firstOp : lastOp + 1; // unknown: header lost, no entry
+      return { path: segment.path, number: segment.number, firstOp, lastOp, bytes: segment.size };
     });
   }
 

@@ -254,9 +254,14 @@ class Scan {
       this.#accept(segment, header, position, size, bodyOk);
       position += size;
     }
-    if (!headerOk && segment.firstOp < 0 && this.#damage === null && last) {
-      // A segment whose creation the crash interrupted: no header, no entries.
-      this.otherFaults.pop();
+    const damage = this.#damage;
+    const ownDamage = damage === null || (damage.segment === segment && (damage.op ?? this.index.opMax + 1) > this.#options.commit);
+    if (!headerOk && segment.firstOp < 0 && last && ownDamage) {
+      // A segment whose creation the crash interrupted: no valid header, no valid entry.
+      // Journal.open gives it its header again.
+      const at = this.otherFaults.findIndex((f) => f.path === segment.path && f.kind === "segment");
+      if (at >= 0) this.otherFaults.splice(at, 1);
+      this.#damage = null;
       await this.#tear(segment, 0, fileSize);
     }
     if (this.tornTail === null) segment.size = fileSize;

@@ -259,7 +259,7 @@ export const bench: BenchTarget = {
               const met = ratio >= floor && perSecond >= absolute;
               figures.push({ backend: backend.name, appenders, bodyBytes, perSecond, trials: rates, limit, limitPerSecond, ratio, target, met });
               const limitText = `${limit === "raw" ? "raw write+fdatasync" : "raw coalesced 64/write+fdatasync"} ${fmt(limitPerSecond)}/s`;
-              say(`${backend.name.padEnd(9)} ${String(appenders).padStart(2)} appender${appenders === 1 ? " " : "s"} ${String(bodyBytes).padStart(4)} B body  ${fmt(perSecond).padStart(9)}/s   ${limitText.padEnd(42)} ratio ${ratio.toFixed(2)}  target ${target}: ${met ? "met" : "MISSED"}`);
+              say(`${backend.name.padEnd(9)} ${String(appenders).padStart(2)} appender${appenders === 1 ? " " : "s"} ${String(bodyBytes).padStart(4)} B body  ${fmt(perSecond).padStart(9)}/s   ${limitText.padEnd(42)} ratio ${(Math.floor(ratio * 100) / 100).toFixed(2)}  target ${target}: ${met ? "met" : "MISSED"}`);
               say(`${"".padEnd(35)}trials ${rates.map(fmt).join(", ")}; limit trials ${limits.map(fmt).join(", ")}`);
             }
           }
