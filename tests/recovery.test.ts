@@ -138,6 +138,25 @@ describe("recovery", () => {
     await dir.close();
   });
 
+  test("the ops of a lost middle segment can be repaired from copies, after the previous op", async () => {
+    const { disk, entries } = await written(60, 200, 4096);
+    const names = await disk.list("/d/journal");
+    await disk.remove(`/d/journal/${names[1]}`);
+    const dir = await openDataDir(disk, "/d", {});
+    const gaps = dir.journal.faultyOps();
+    assert.ok(gaps.length > 5);
+    // Out of order, a gap op has nowhere to go yet: refused.
+    await assert.rejects(dir.journal.repair(gaps[1]!, entries[gaps[1]! - 1]!.header, entries[gaps[1]! - 1]!.body));
+    for (const op of gaps) await dir.journal.repair(op, entries[op - 1]!.header, entries[op - 1]!.body);
+    assert.deepEqual(dir.journal.faults(), []);
+    await dir.close();
+    const again = await openDataDir(disk, "/d", {});
+    assert.deepEqual(again.journal.faults(), []);
+    assert.equal(again.journal.opHead, 60);
+    for (const op of [gaps[0]!, gaps[gaps.length - 1]!, 60]) assert.ok((await again.journal.read(op)).ok);
+    await again.close();
+  });
+
   test("decision table: header × body × position → accept, fault or truncate", async () => {
     // position "inner": op 5 of 10; "tail": op 10 of 10 above the commit; "committed tail": op 10, commit 10.
     const cases = [
