@@ -13,7 +13,7 @@
 import { Buffer } from "node:buffer";
 import { IoError, NativeIoUnavailable } from "./errors.ts";
 import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./native_io.ts";
-import { openFlags, libcName, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
+import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
   NativeBufferState, NativeMemoryRegistry, readEventfd,
@@ -44,6 +44,7 @@ const libcSymbols = {
   fdatasync: { args: ["i32"], returns: "i32" },
   fsync: { args: ["i32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
+  lseek: { args: ["i32", "i64", "i32"], returns: "i64_fast" },
   aligned_alloc: { args: ["u64", "u64"], returns: "ptr" },
   free: { args: ["ptr"], returns: "void" },
   __errno_location: { args: [], returns: "ptr" },
@@ -97,6 +98,7 @@ export async function createBunNativeIo(): Promise<NativeIo> {
     pread: (fd, bytes, position) => check("pread", call.pread(fd, pointerOf(bytes), bytes.length, position), errno),
     fdatasync: (fd) => void check("fdatasync", call.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", call.fsync(fd), errno),
+    fileSize: (fd) => check("lseek", call.lseek(fd, 0, seekEnd), errno),
     ftruncate: (fd, size) => void check("ftruncate", call.ftruncate(fd, size), errno),
     allocate(size, alignment) {
       const total = alignedSize(size, alignment);

@@ -12,7 +12,7 @@
 import { Buffer } from "node:buffer";
 import { IoError, NativeIoUnavailable } from "./errors.ts";
 import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./native_io.ts";
-import { openFlags, libcName, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
+import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
   NativeBufferState, NativeMemoryRegistry,
@@ -54,6 +54,7 @@ const libcSymbols = {
   fdatasync: { parameters: ["i32"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   aligned_alloc: { parameters: ["usize", "usize"], result: "pointer" },
   free: { parameters: ["pointer"], result: "void" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -104,6 +105,7 @@ export function createDenoNativeIo(): NativeIo {
     pread: (fd, bytes, position) => check("pread", Number(c.pread(fd, bytes, bytes.length, position)), errno),
     fdatasync: (fd) => void check("fdatasync", c.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", c.fsync(fd), errno),
+    fileSize: (fd) => check("lseek", Number(c.lseek(fd, 0, seekEnd)), errno),
     ftruncate: (fd, size) => void check("ftruncate", c.ftruncate(fd, size), errno),
     allocate(size, alignment) {
       const total = alignedSize(size, alignment);

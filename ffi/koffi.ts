@@ -7,7 +7,7 @@
 import koffi from "koffi";
 import { IoError, NativeIoUnavailable } from "./errors.ts";
 import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./native_io.ts";
-import { openFlags, libcName, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
+import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
   NativeBufferState, NativeMemoryRegistry, readEventfd,
@@ -66,6 +66,7 @@ export function createKoffiNativeIo(): NativeIo {
     fdatasync: libc.func("int fdatasync(int fd)"),
     fsync: libc.func("int fsync(int fd)"),
     ftruncate: libc.func("int ftruncate(int fd, int64_t length)"),
+    lseek: libc.func("int64_t lseek(int fd, int64_t offset, int whence)"),
     alignedAlloc: libc.func("void *aligned_alloc(size_t alignment, size_t size)"),
     free: libc.func("void free(void *ptr)"),
   };
@@ -93,6 +94,7 @@ export function createKoffiNativeIo(): NativeIo {
     pread: (fd, bytes, position) => check("pread", c.pread(fd, pointerOf(bytes), bytes.length, position), errno),
     fdatasync: (fd) => void check("fdatasync", c.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", c.fsync(fd), errno),
+    fileSize: (fd) => check("lseek", c.lseek(fd, 0, seekEnd), errno),
     ftruncate: (fd, size) => void check("ftruncate", c.ftruncate(fd, size), errno),
     allocate(size, alignment) {
       const total = alignedSize(size, alignment);

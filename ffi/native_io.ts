@@ -113,6 +113,8 @@ export interface NativeIo {
   fdatasync(fd: number): void;
   /** fsync(2). */
   fsync(fd: number): void;
+  /** The file's size in bytes (lseek(2) to the end; reads and writes never use the file offset). */
+  fileSize(fd: number): number;
   /** ftruncate(2). */
   ftruncate(fd: number, size: number): void;
   /** Allocates `size` bytes (rounded up to `alignment`) of native memory aligned to `alignment`. */

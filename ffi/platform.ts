@@ -27,6 +27,9 @@ export const openFlags: OpenFlags = {
   O_CLOEXEC: 0o2000000,
 };
 
+/** lseek(2) whence for "from the end of the file". */
+export const seekEnd = 2;
+
 /** Path of the shim: `CHRONON_URING_SHIM` or liburing-shim/build/libchronon_uring.so. */
 export function shimPath(): string {
   const override = process.env.CHRONON_URING_SHIM;

@@ -1,0 +1,132 @@
+/**
+ * Runs chains of io_uring entries for the uring Disk backend: admits a chain when the ring
+ * has room (else queues it, bounded), submits it in one system call, and reaps completions
+ * with one eventfd wait at a time, so the event loop never blocks on the disk.
+ * @module
+ */
+import { assert } from "../assert.ts";
+import type { Ring } from "../../ffi/native_io.ts";
+
+/** One entry of a chain. `bytes` must lie in native memory that lives until the chain settles. */
+export type RingEntry =
+  | { readonly kind: "write"; readonly fd: number; readonly bytes: Uint8Array; readonly position: number }
+  | { readonly kind: "read"; readonly fd: number; readonly bytes: Uint8Array; readonly position: number }
+  | { readonly kind: "fsync"; readonly fd: number; readonly dataOnly: boolean };
+
+/** Chains waiting for room in the ring, at most (callers beyond it are a bug: unbounded fan-out). */
+export const chainsWaitingMax = 65536;
+
+/** Entries one chain may hold; a write+fsync is 2. */
+export const chainEntriesMax = 16;
+
+interface Chain {
+  readonly entries: readonly RingEntry[];
+  readonly results: number[];
+  pending: number;
+  readonly resolve: (results: number[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Schedules linked chains on one ring. */
+export class RingScheduler {
+  readonly #ring: Ring;
+  /** Tag → the chain and the index of its entry. Holds exactly the in-flight entries. */
+  readonly #inflight = new Map<number, { chain: Chain; index: number }>();
+  readonly #waiting: Chain[] = [];
+  #tagNext = 0;
+  #reaping = false;
+  #failure: unknown = null;
+
+  constructor(ring: Ring) {
+    this.#ring = ring;
+  }
+
+  /** Entries submitted and not yet completed. */
+  get inflightCount(): number {
+    return this.#inflight.size;
+  }
+
+  /**
+   * Runs `entries` linked in order (each runs only if the one before completed in full)
+   * and resolves with each entry's result: a byte count, 0, or -errno (-ECANCELED for an
+   * entry skipped because an earlier one failed or came up short).
+   */
+  run(entries: readonly RingEntry[]): Promise<number[]> {
+    assert(entries.length >= 1 && entries.length <= chainEntriesMax, `chain of ${entries.length} entries`);
+    assert(entries.length <= this.#ring.entries, "chain larger than the ring");
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      const chain: Chain = { entries, results: new Array<number>(entries.length).fill(0), pending: entries.length, resolve, reject };
+      if (this.#waiting.length === 0 && this.#fits(chain)) {
+        this.#submit(chain);
+      } else {
+        assert(this.#waiting.length < chainsWaitingMax, "too many chains waiting for the ring");
+        this.#waiting.push(chain);
+      }
+    });
+  }
+
+  /** Resolves once nothing is in flight or waiting. */
+  async drain(): Promise<void> {
+    while (this.#inflight.size > 0 || this.#waiting.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  #fits(chain: Chain): boolean {
+    // At most `entries` in flight: the completion queue (twice as large) can never overflow.
+    return this.#inflight.size + chain.entries.length <= this.#ring.entries;
+  }
+
+  #tag(): number {
+    for (;;) {
+      const tag = this.#tagNext;
+      this.#tagNext = (this.#tagNext + 1) & 0x7fffffff;
+      if (!this.#inflight.has(tag)) return tag;
+    }
+  }
+
+  #submit(chain: Chain): void {
+    assert(this.#ring.sqSpace() >= chain.entries.length, "submission queue has no room for an admitted chain");
+    const last = chain.entries.length - 1;
+    chain.entries.forEach((entry, index) => {
+      const tag = this.#tag();
+      const link = index < last;
+      if (entry.kind === "fsync") this.#ring.prepFsync(entry.fd, entry.dataOnly, tag, link);
+      else if (entry.kind === "write") this.#ring.prepWrite(entry.fd, entry.bytes, entry.position, tag, link);
+      else this.#ring.prepRead(entry.fd, entry.bytes, entry.position, tag, link);
+      this.#inflight.set(tag, { chain, index });
+    });
+    const submitted = this.#ring.submit();
+    assert(submitted === chain.entries.length, `submitted ${submitted} of ${chain.entries.length} entries`);
+    if (!this.#reaping) void this.#reap();
+  }
+
+  /** The one reaping loop: waits on the eventfd while anything is in flight. */
+  async #reap(): Promise<void> {
+    this.#reaping = true;
+    try {
+      while (this.#inflight.size > 0) {
+        await this.#ring.waitCompletions();
+        for (const completion of this.#ring.reap(this.#ring.entries * 2)) {
+          const slot = this.#inflight.get(completion.tag);
+          assert(slot !== undefined, `completion for unknown tag ${completion.tag}`);
+          this.#inflight.delete(completion.tag);
+          slot.chain.results[slot.index] = completion.result;
+          slot.chain.pending -= 1;
+          if (slot.chain.pending === 0) slot.chain.resolve(slot.chain.results);
+        }
+        while (this.#waiting.length > 0 && this.#fits(this.#waiting[0]!)) this.#submit(this.#waiting.shift()!);
+      }
+    } catch (error) {
+      // The eventfd wait itself failed: the ring is unusable, fail everything on it.
+      this.#failure = error;
+      for (const { chain } of this.#inflight.values()) chain.reject(error);
+      for (const chain of this.#waiting) chain.reject(error);
+      this.#inflight.clear();
+      this.#waiting.length = 0;
+    } finally {
+      this.#reaping = false;
+    }
+  }
+}
