@@ -1,7 +1,7 @@
 /**
  * One conformance suite for every Disk backend: the portable node:fs disk, the in-memory
- * disk with its faults off, and the io_uring disk when src/storage/disk_uring.ts exists and
- * its shim loads on this machine.
+ * disk with its faults off, and the native io_uring and direct-sync disks when the shim
+ * loads and io_uring is allowed on this machine.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +12,7 @@ import { DiskError } from "../src/storage/disk.ts";
 import type { Disk } from "../src/storage/disk.ts";
 import { MemoryDisk } from "../src/storage/disk_memory.ts";
 import { PortableDisk } from "../src/storage/disk_portable.ts";
+import { createDirectSyncDisk, createUringDisk, probeUring } from "../src/storage/disk_uring.ts";
 
 interface Backend {
   readonly name: string;
@@ -29,27 +30,17 @@ function onTempDir(name: string, create: () => Disk | Promise<Disk>): Backend {
   };
 }
 
-/** The uring backend, when the other layer has landed it and it works here. */
-async function uringBackend(): Promise<Backend | null> {
-  const path = "../src/storage/disk_uring.ts";
-  let module: Record<string, unknown>;
+/** The native backends (io_uring, and the ring-less direct-sync one) where they work here. */
+async function nativeBackends(): Promise<Backend[]> {
+  const out: Backend[] = [];
+  if ((await probeUring()).ok) out.push(onTempDir("uring", () => createUringDisk()));
   try {
-    module = await import(path) as Record<string, unknown>;
+    await (await createDirectSyncDisk()).close();
+    out.push(onTempDir("direct-sync", () => createDirectSyncDisk()));
   } catch {
-    return null; // not built yet in this tree
+    // no shim built here: the portable and memory backends still run
   }
-  for (const name of ["createUringDisk", "openUringDisk", "uringDisk"]) {
-    const factory = module[name];
-    if (typeof factory !== "function") continue;
-    try {
-      const probe = await (factory as () => Promise<Disk> | Disk)();
-      await probe.close();
-    } catch {
-      return null; // io_uring refused or the shim is missing on this machine
-    }
-    return onTempDir("uring", () => (factory as () => Promise<Disk> | Disk)());
-  }
-  return null;
+  return out;
 }
 
 const backends: Backend[] = [
@@ -62,8 +53,7 @@ const backends: Backend[] = [
     },
   },
 ];
-const uring = await uringBackend();
-if (uring !== null) backends.push(uring);
+backends.push(...await nativeBackends());
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 

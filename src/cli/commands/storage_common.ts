@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { runtimeName } from "../runtime.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { PortableDisk } from "../../storage/disk_portable.ts";
+import { selectDisk } from "../../storage/disk_select.ts";
+import { createDirectSyncDisk, createUringDisk, probeUring } from "../../storage/disk_uring.ts";
 import { StorageError } from "../../storage/errors.ts";
 
 /** A backend the commands can run on. */
@@ -18,51 +20,38 @@ export interface DiskBackend {
 
 const portable: DiskBackend = { name: "portable", make: () => Promise.resolve(new PortableDisk()) };
 
-/** Loads a module of the io layer that may not exist yet in this tree (null when absent). */
-async function optionalModule(path: string): Promise<Record<string, unknown> | null> {
+/** The io_uring backend when io_uring and the shim work here, else null. */
+export async function uringBackend(): Promise<DiskBackend | null> {
+  const probe = await probeUring();
+  return probe.ok ? { name: "uring", make: () => createUringDisk() } : null;
+}
+
+/** The ring-less native backend (pwrite + fdatasync through FFI) when the shim loads, else null. */
+export async function directSyncBackend(): Promise<DiskBackend | null> {
   try {
-    return await import(path) as Record<string, unknown>;
+    await (await createDirectSyncDisk()).close();
   } catch {
     return null;
   }
+  return { name: "direct-sync", make: () => createDirectSyncDisk() };
 }
 
-/** The io_uring backend when its module is present and io_uring works here, else null. */
-export async function uringBackend(): Promise<DiskBackend | null> {
-  const module = await optionalModule("../../storage/disk_uring.ts");
-  if (module === null) return null;
-  for (const name of ["createUringDisk", "openUringDisk", "uringDisk"]) {
-    const factory = module[name];
-    if (typeof factory !== "function") continue;
-    const make = async () => await (factory as () => Promise<Disk> | Disk)();
-    try {
-      await (await make()).close();
-    } catch {
-      return null;
-    }
-    return { name: "uring", make };
-  }
-  return null;
+/** The backend chosen the way a replica chooses it (selectDisk, honouring CHRONON_IO). */
+export function defaultDisk(): Promise<Disk> {
+  return selectDisk();
 }
 
-/**
- * The backend chosen the way a replica chooses it (selectDisk, honouring CHRONON_IO) when
- * the io layer provides it; the portable backend otherwise.
- */
-export async function defaultDisk(): Promise<Disk> {
-  const module = await optionalModule("../../storage/disk_select.ts");
-  const select = module?.selectDisk;
-  if (typeof select === "function") return await (select as () => Promise<Disk>)();
-  return new PortableDisk();
-}
-
-/** Backends for `--backend portable|uring|all`. */
+/** Backends for `--backend portable|uring|direct-sync|all` (all: every one available here). */
 export async function backendsFor(choice: string): Promise<DiskBackend[]> {
-  const uring = choice === "portable" ? null : await uringBackend();
-  if (choice === "uring" && uring === null) throw new Error("the uring backend is not available here (no shim built, or io_uring refused)");
-  if (choice === "uring") return [uring!];
-  if (choice === "all") return uring === null ? [portable] : [portable, uring];
-  return [portable];
+  if (choice === "portable") return [portable];
+  if (choice === "uring" || choice === "direct-sync") {
+    const backend = choice === "uring" ? await uringBackend() : await directSyncBackend();
+    if (backend === null) throw new Error(`the ${choice} backend is not available here (no shim built, or io_uring refused)`);
+    return [backend];
+  }
+  const out = [portable];
+  for (const backend of [await uringBackend(), await directSyncBackend()]) if (backend !== null) out.push(backend);
+  return out;
 }
 
 /** A progress reporter that redraws one line on stderr when it is a terminal. */
