@@ -1,0 +1,453 @@
+/**
+ * The effect runner: executes the outbox on the primary, and only there.
+ *
+ * The driver (src/node, src/sim) creates one runner per view in which its replica is the
+ * normal primary, once the replica has applied everything committed in that view, and
+ * calls `wake()` after each commit it applies. The runner:
+ * - reads work only from the executor's applied state (so it never executes an effect
+ *   whose event did not commit);
+ * - checks `isPrimary(view)` before every attempt and every submission, and stops for
+ *   good the first time it is false (or `signal` aborts): in-flight requests are aborted
+ *   and no outcome of this view is submitted afterwards;
+ * - sends every attempt with the effect id (`Idempotency-Key`, `webhook-id`) and the view
+ *   (`chronon-view`, a fencing token a receiver may use to refuse a deposed primary);
+ * - retries with exponential backoff and jitter; after `maxAttempts` (or a permanent
+ *   failure: a 4xx other than 408/425/429) the effect is dead-lettered;
+ * - submits outcomes in batches as op 17 through `submit`; they reach the state (and
+ *   `onEffectResult`) only when committed. A crash between execution and commit means
+ *   the next primary executes the effect again with the same id: at-least-once delivery,
+ *   exactly-once application at a receiver that honours the id ("effectively once");
+ * - proposes op 18 (schedule tick) when its clock passes the earliest due time.
+ *
+ * It is driver-side code: it may use timers and randomness, but takes them injected
+ * (`clock`, `random`) so the simulator can run it in virtual time.
+ * @module
+ */
+import type { CustomEffect, HttpEffect, LogEffect, LogLevel } from "../app/effects.ts";
+import type { HttpResult } from "../app/app.ts";
+import { decodeValue } from "../app/value_codec.ts";
+import { encodeEffectResults, operationEffectResults, operationScheduleTick } from "../app/wire.ts";
+import type { EffectOutcome } from "../app/wire.ts";
+import { assert } from "../assert.ts";
+import type { Executor, StoredOutboxEntry } from "./executor.ts";
+
+/** Time as the runner sees it (virtual in the simulator). */
+export interface RunnerClock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Resolves after `ms`, or rejects/resolves early when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+/** The real clock: Date.now and setTimeout. */
+export const systemClock: RunnerClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    }),
+};
+
+/** What a custom effect handler receives besides the effect's data. */
+export interface EffectHandlerContext {
+  /** The effect id: pass it on as an idempotency key. */
+  readonly id: string;
+  /** The runner's view: a fencing token for the receiver. */
+  readonly view: number;
+  /** 1 for the first attempt of this runner. */
+  readonly attempt: number;
+  /** Aborts when the runner is fenced or stopped. */
+  readonly signal: AbortSignal;
+  readonly effect: CustomEffect;
+}
+
+/**
+ * Executes one custom effect; resolves to the result value (CBOR-encodable, bounded) or
+ * throws to retry. Throw an error with `permanent: true` to dead-letter at once.
+ */
+export type EffectHandler = (data: unknown, context: EffectHandlerContext) => Promise<unknown>;
+
+/** Where `log` effects go. */
+export type EffectLogger = (level: LogLevel, message: string, fields: { readonly id: string; readonly eventIndex: number }) => void;
+
+/** Options of {@link EffectRunner}. */
+export interface EffectRunnerOptions {
+  /** The replica's executor (applied state only). */
+  readonly executor: Executor;
+  /** The view in which this replica is primary. */
+  readonly view: number;
+  /** Fencing: true while this replica is the normal primary of `view`. */
+  isPrimary(view: number): boolean;
+  /**
+   * Routes an internal operation (zero client id) into the replica; resolves once it is
+   * committed and applied by this replica's executor, rejects if it was not accepted.
+   */
+  submit(operation: number, body: Uint8Array): Promise<void>;
+  /** Aborting it stops the runner (the driver's view-change hook). */
+  readonly signal?: AbortSignal;
+  readonly clock?: RunnerClock;
+  /** Uniform numbers in [0, 1) for jitter. */
+  readonly random?: () => number;
+  readonly fetch?: typeof fetch;
+  readonly handlers?: Readonly<Record<string, EffectHandler>>;
+  readonly logger?: EffectLogger;
+  /** Attempts per effect before it is dead-lettered (default 8). */
+  readonly maxAttempts?: number;
+  /** First retry delay (default 200 ms), doubled each attempt up to `backoffMaxMs` (default 60 s). */
+  readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
+  /** Effects executing or waiting to retry at once (default 64). */
+  readonly inFlightMax?: number;
+  /** Outcomes per op-17 entry (default 256; at most the executor's resultsPerEntryMax). */
+  readonly resultsBatchMax?: number;
+  /** Op-17 submissions in flight at once (default 4). */
+  readonly submitsInFlightMax?: number;
+  /** Bytes of an HTTP response body kept in the result (default 16 KiB). */
+  readonly responseBodySizeMax?: number;
+  /** Wait before proposing another schedule tick that fired nothing (default 1 s). */
+  readonly tickRetryMs?: number;
+}
+
+/** An effect this runner is working on. */
+export interface InFlightEffect {
+  readonly id: string;
+  readonly kind: string;
+  readonly generation: number;
+  /** Attempts made so far by this runner. */
+  attempts: number;
+  /** `executing`, `backoff` (waiting to retry) or `submitting` (outcome not yet committed). */
+  phase: "executing" | "backoff" | "submitting";
+  lastError: string | null;
+}
+
+type AttemptResult =
+  | { readonly kind: "ok"; readonly value: unknown }
+  | { readonly kind: "retry"; readonly error: string }
+  | { readonly kind: "permanent"; readonly error: string };
+
+const defaultLogger: EffectLogger = (level, message, fields) => {
+  const line = `[chronon effect ${fields.id} op ${fields.eventIndex}] ${message}`;
+  if (level === "error") console.error(line);
+  else if (level === "warn") console.warn(line);
+  else console.log(line);
+};
+
+/** Runs the outbox of one primary in one view (see the module comment). */
+export class EffectRunner {
+  readonly view: number;
+  readonly #options: EffectRunnerOptions;
+  readonly #executor: Executor;
+  readonly #clock: RunnerClock;
+  readonly #random: () => number;
+  readonly #abort = new AbortController();
+  readonly #maxAttempts: number;
+  readonly #inFlightMax: number;
+  readonly #resultsBatchMax: number;
+  readonly #submitsInFlightMax: number;
+  readonly #active = new Map<string, InFlightEffect>();
+  #outcomes: EffectOutcome[] = [];
+  #submitsInFlight = 0;
+  #tickInFlight = false;
+  #tickLastMs = -Infinity;
+  #tickTimerDueMs: number | null = null;
+  #started = false;
+  #tasks = 0;
+  #idle: (() => void)[] = [];
+  /** Attempts started by this runner (all effects). */
+  attemptsStarted = 0;
+
+  constructor(options: EffectRunnerOptions) {
+    assert(Number.isSafeInteger(options.view) && options.view >= 0, "runner view must be a safe integer");
+    this.view = options.view;
+    this.#options = options;
+    this.#executor = options.executor;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#maxAttempts = options.maxAttempts ?? 8;
+    this.#inFlightMax = options.inFlightMax ?? 64;
+    this.#resultsBatchMax = Math.min(options.resultsBatchMax ?? 256, options.executor.limits.resultsPerEntryMax);
+    this.#submitsInFlightMax = options.submitsInFlightMax ?? 4;
+    assert(this.#maxAttempts >= 1 && this.#inFlightMax >= 1 && this.#resultsBatchMax >= 1, "runner bounds must be positive");
+    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  /** True once fenced or stopped: it never runs again (start a new runner for a new view). */
+  get stopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  /** Starts working; the driver calls it once the replica applied all of its view's commits. */
+  start(): void {
+    assert(!this.#started, "runner started twice");
+    this.#started = true;
+    this.wake();
+  }
+
+  /** Looks for new work: call after every applied commit. */
+  wake(): void {
+    if (!this.#started || this.#checkFenced()) return;
+    this.#forgetSettled();
+    for (const entry of this.#executor.outboxEntries()) {
+      if (this.#active.size >= this.#inFlightMax) break;
+      if (entry.status !== "pending" || this.#active.has(entry.id)) continue;
+      this.#launch(entry);
+    }
+    this.#maybeTick();
+  }
+
+  /** Stops at once: aborts requests and timers; unsubmitted outcomes are dropped. */
+  stop(): void {
+    if (this.#abort.signal.aborted) return;
+    this.#abort.abort(new Error("effect runner stopped"));
+    this.#outcomes = [];
+  }
+
+  /** Effects this runner is executing, waiting to retry, or submitting. */
+  inFlight(): InFlightEffect[] {
+    return [...this.#active.values()].map((e) => ({ ...e }));
+  }
+
+  /** Resolves when no task of this runner is running (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.#tasks === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #checkFenced(): boolean {
+    if (this.#abort.signal.aborted) return true;
+    if (this.#options.isPrimary(this.view)) return false;
+    this.stop();
+    return true;
+  }
+
+  /** Drops `submitting` records whose outcome committed (or whose entry changed). */
+  #forgetSettled(): void {
+    for (const [id, item] of this.#active) {
+      if (item.phase !== "submitting") continue;
+      const entry = this.#executor.outboxEntry(id);
+      if (entry === undefined || entry.status !== "pending" || entry.generation !== item.generation) this.#active.delete(id);
+    }
+  }
+
+  #task(body: () => Promise<void>): void {
+    this.#tasks++;
+    body().catch((error: unknown) => {
+      // A bug in the runner must not take the replica down; log it and stop this runner.
+      console.error("chronon effect runner failed:", error);
+      this.stop();
+    }).finally(() => {
+      this.#tasks--;
+      if (this.#tasks === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    });
+  }
+
+  #launch(entry: StoredOutboxEntry): void {
+    const item: InFlightEffect = { id: entry.id, kind: entry.kind, generation: entry.generation, attempts: 0, phase: "executing", lastError: null };
+    this.#active.set(entry.id, item);
+    const effect = decodeValue(entry.effectBytes) as HttpEffect | LogEffect | CustomEffect;
+    this.#task(() => this.#run(entry, effect, item));
+  }
+
+  async #run(entry: StoredOutboxEntry, effect: HttpEffect | LogEffect | CustomEffect, item: InFlightEffect): Promise<void> {
+    const signal = this.#abort.signal;
+    for (;;) {
+      if (this.#checkFenced()) return;
+      item.phase = "executing";
+      item.attempts++;
+      this.attemptsStarted++;
+      const result = await this.#attempt(entry, effect, item.attempts, signal);
+      if (this.#checkFenced()) return;
+      if (result.kind === "ok") {
+        this.#finish(item, { id: item.id, generation: item.generation, status: "acknowledged", value: result.value, attempts: item.attempts, view: this.view });
+        return;
+      }
+      item.lastError = result.error;
+      if (result.kind === "permanent" || item.attempts >= this.#maxAttempts) {
+        this.#finish(item, { id: item.id, generation: item.generation, status: "dead_lettered", error: result.error, attempts: item.attempts, view: this.view });
+        return;
+      }
+      item.phase = "backoff";
+      await this.#clock.sleep(this.#backoffMs(item.attempts), signal);
+    }
+  }
+
+  /** Exponential backoff with equal jitter: half fixed, half uniform. */
+  #backoffMs(attempts: number): number {
+    const base = this.#options.backoffBaseMs ?? 200;
+    const max = this.#options.backoffMaxMs ?? 60_000;
+    const ceiling = Math.min(max, base * 2 ** Math.min(attempts - 1, 30));
+    return ceiling / 2 + this.#random() * (ceiling / 2);
+  }
+
+  #finish(item: InFlightEffect, outcome: EffectOutcome): void {
+    item.phase = "submitting";
+    this.#outcomes.push(outcome);
+    this.#flush();
+  }
+
+  #flush(): void {
+    while (this.#outcomes.length > 0 && this.#submitsInFlight < this.#submitsInFlightMax) {
+      if (this.#checkFenced()) return;
+      const batch = this.#outcomes.splice(0, this.#resultsBatchMax);
+      this.#submitsInFlight++;
+      this.#task(async () => {
+        let committed = true;
+        try {
+          await this.#options.submit(operationEffectResults, encodeEffectResults(batch));
+        } catch {
+          committed = false;
+        }
+        this.#submitsInFlight--;
+        // Committed and applied: the entries left the pending outbox (or the outcome was
+        // ignored, and the effect is due again). Not committed (busy, view change…): if
+        // still primary, the next wake executes them again under the same ids.
+        for (const outcome of batch) this.#active.delete(outcome.id);
+        if (!committed) await this.#clock.sleep(this.#options.backoffBaseMs ?? 200, this.#abort.signal);
+        this.#flush();
+        this.wake();
+      });
+    }
+  }
+
+  #maybeTick(): void {
+    const dueMs = this.#executor.nextDueMs();
+    if (dueMs === null || this.#tickInFlight) return;
+    const now = this.#clock.now();
+    const retryMs = this.#options.tickRetryMs ?? 1000;
+    if (now >= dueMs && now >= this.#tickLastMs + retryMs) {
+      this.#tickInFlight = true;
+      this.#tickLastMs = now;
+      this.#task(async () => {
+        try {
+          await this.#options.submit(operationScheduleTick, tickBody);
+        } catch {
+          // Retried after tickRetryMs by the next wake.
+        }
+        this.#tickInFlight = false;
+        this.wake();
+      });
+      return;
+    }
+    const wakeMs = Math.max(dueMs, this.#tickLastMs + retryMs);
+    if (this.#tickTimerDueMs !== null && this.#tickTimerDueMs <= wakeMs) return;
+    this.#tickTimerDueMs = wakeMs;
+    this.#task(async () => {
+      await this.#clock.sleep(Math.max(0, wakeMs - now), this.#abort.signal);
+      if (this.#tickTimerDueMs === wakeMs) this.#tickTimerDueMs = null;
+      this.wake();
+    });
+  }
+
+  async #attempt(entry: StoredOutboxEntry, effect: HttpEffect | LogEffect | CustomEffect, attempt: number, signal: AbortSignal): Promise<AttemptResult> {
+    try {
+      switch (effect.kind) {
+        case "http":
+          return await this.#http(entry.id, effect, attempt, signal);
+        case "log":
+          (this.#options.logger ?? defaultLogger)(effect.level, effect.message, { id: entry.id, eventIndex: entry.eventIndex });
+          return { kind: "ok", value: null };
+        case "custom": {
+          const handler = this.#options.handlers?.[effect.type];
+          if (handler === undefined) return { kind: "retry", error: `no handler for custom effect type '${effect.type}' on this node` };
+          const value = await handler(effect.data, { id: entry.id, view: this.view, attempt, signal, effect });
+          return { kind: "ok", value: value ?? null };
+        }
+      }
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const permanent = typeof error === "object" && error !== null && (error as { permanent?: unknown }).permanent === true;
+      return { kind: permanent ? "permanent" : "retry", error: message };
+    }
+  }
+
+  async #http(id: string, effect: HttpEffect, attempt: number, runnerSignal: AbortSignal): Promise<AttemptResult> {
+    const headers: Record<string, string> = {};
+    let body: string | Uint8Array | undefined;
+    if (effect.method !== "GET" && effect.body !== null && effect.body !== undefined) {
+      if (typeof effect.body === "string" || effect.body instanceof Uint8Array) body = effect.body;
+      else {
+        body = JSON.stringify(effect.body);
+        headers["content-type"] = "application/json";
+      }
+    }
+    Object.assign(headers, effect.headers, {
+      "idempotency-key": id,
+      "webhook-id": id,
+      "chronon-view": String(this.view),
+      "chronon-attempt": String(attempt),
+    });
+    // The timeout runs on the injected clock so the simulator controls it too.
+    const controller = new AbortController();
+    const timeout = new AbortController();
+    const onRunnerAbort = (): void => controller.abort(runnerSignal.reason);
+    runnerSignal.addEventListener("abort", onRunnerAbort, { once: true });
+    let timedOut = false;
+    void this.#clock.sleep(effect.timeoutMs, timeout.signal).then(() => {
+      if (!timeout.signal.aborted) {
+        timedOut = true;
+        controller.abort(new Error(`timed out after ${effect.timeoutMs} ms`));
+      }
+    });
+    try {
+      const response = await (this.#options.fetch ?? fetch)(effect.url, {
+        method: effect.method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        signal: controller.signal,
+      });
+      const text = await readBounded(response, this.#options.responseBodySizeMax ?? 16 * 1024);
+      const status = response.status;
+      if (status >= 200 && status < 300) {
+        const value: HttpResult = { status, body: text.body, truncated: text.truncated };
+        return { kind: "ok", value };
+      }
+      const error = `HTTP ${status}${text.body.length > 0 ? ": " + text.body.slice(0, 200) : ""}`;
+      const retryable = status === 408 || status === 425 || status === 429 || status >= 500 || status < 400;
+      return { kind: retryable ? "retry" : "permanent", error };
+    } catch (error) {
+      if (timedOut) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
+      return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      timeout.abort();
+      runnerSignal.removeEventListener("abort", onRunnerAbort);
+    }
+  }
+}
+
+const tickBody = new Uint8Array([0xf6]); // CBOR null
+
+/** Reads at most `sizeMax` bytes of a response body as UTF-8, then cancels the rest. */
+async function readBounded(response: Response, sizeMax: number): Promise<{ body: string; truncated: boolean }> {
+  if (response.body === null) return { body: "", truncated: false };
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.length > sizeMax) {
+      chunks.push(value.subarray(0, sizeMax - size));
+      size = sizeMax;
+      truncated = true;
+      await reader.cancel().catch(() => {});
+      break;
+    }
+    chunks.push(value);
+    size += value.length;
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return { body: new TextDecoder("utf-8", { fatal: false }).decode(bytes), truncated };
+}

@@ -1,0 +1,769 @@
+/**
+ * The executor: the kernel's StateMachine. It applies committed entries to the
+ * application on every replica, records effects in the replicated outbox, channels and
+ * schedule queue, and answers queries, snapshots and state hashes.
+ *
+ * Operation codes (see src/app/wire.ts for the bodies):
+ * - 16 event: `apply`; a throw rolls the state back and replies `rejected`;
+ * - 17 effect_results (internal only): outbox outcomes, each applied at most once, then
+ *   `onEffectResult` for http and custom effects;
+ * - 18 schedule_tick (internal only): fires every scheduled event due at the entry's
+ *   timestamp (up to `scheduleFiresPerTickMax`), in (due time, scheduling order) order;
+ * - 19 effect_retry / 20 effect_discard: operator requests on a dead-lettered effect.
+ *
+ * Nothing here reads a clock, draws a random number or does I/O: the entry is the only
+ * input, so replicas that commit the same entries hold byte-identical state. No input a
+ * client can send makes `commit` throw; only a broken internal invariant does.
+ * @module
+ */
+import type { App, ApplyContext, ApplyResult, EffectResult, Event, EventHeader } from "../app/app.ts";
+import type { Effect } from "../app/effects.ts";
+import { seededFromChecksum } from "../app/random.ts";
+import { decodeValue, encodeValue } from "../app/value_codec.ts";
+import {
+  encodeReply,
+  operationEffectDiscard,
+  operationEffectResults,
+  operationEffectRetry,
+  operationEvent,
+  operationScheduleTick,
+  queryApp,
+  queryChannel,
+  queryEffects,
+  queryStatus,
+} from "../app/wire.ts";
+import type { EffectOutcome, KernelErrorCode, KernelReply } from "../app/wire.ts";
+import { AssertionFailed, assert } from "../assert.ts";
+import { checksum, checksumHex } from "../codec/checksum.ts";
+import type { CommittedEntry, StateMachine } from "../vsr/state_machine.ts";
+import { KernelRejection, validateEffect } from "./effect_validation.ts";
+import type { KernelLimits } from "./limits.ts";
+import { kernelLimits } from "./limits.ts";
+import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
+import { effectId, isEffectId } from "./outbox.ts";
+import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
+
+/** Counters kept in replicated state (they are part of the state hash). */
+export interface KernelCounters {
+  eventsApplied: number;
+  eventsRejected: number;
+  effectsCreated: number;
+  effectsAcknowledged: number;
+  effectsDeadLettered: number;
+  outcomesIgnored: number;
+  scheduledFired: number;
+  scheduledRejected: number;
+  effectResultsRejected: number;
+}
+
+/** A scheduled event waiting for its due time. */
+export interface ScheduledEvent {
+  readonly id: string;
+  readonly dueMs: number;
+  /** CBOR of the event payload. */
+  readonly eventBytes: Uint8Array;
+  /** The op of the event that scheduled it. */
+  readonly eventIndex: number;
+}
+
+/** One entry of an emit channel. */
+export interface ChannelEntry {
+  /** Position in the channel, from 0; a reader's cursor. */
+  readonly seq: number;
+  /** The emit effect's id. */
+  readonly id: string;
+  /** CBOR of the payload. */
+  readonly payloadBytes: Uint8Array;
+  readonly eventIndex: number;
+  readonly timestampMs: number;
+}
+
+interface Channel {
+  nextSeq: number;
+  entries: ChannelEntry[];
+}
+
+/** The outbox entry as stored: the effect kept as CBOR bytes (immutable, sized once). */
+export interface StoredOutboxEntry extends Omit<OutboxEntry, "effect"> {
+  readonly kind: OutboxEffect["kind"];
+  readonly effectBytes: Uint8Array;
+}
+
+/** The kernel's snapshot format version (not the app's schema version). */
+export const snapshotFormat = 1;
+
+/** A checkpoint written by another app schema version, and the app cannot upgrade it. */
+export class SchemaVersionError extends Error {
+  override readonly name = "SchemaVersionError";
+}
+
+/** A snapshot that is not a chronon kernel snapshot (or of an unknown format). */
+export class SnapshotFormatError extends Error {
+  override readonly name = "SnapshotFormatError";
+}
+
+const zeroClient = new Uint8Array(16);
+const zeroClientHex = "0".repeat(32);
+
+function isInternal(entry: CommittedEntry): boolean {
+  for (const byte of entry.client) if (byte !== 0) return false;
+  return true;
+}
+
+function newCounters(): KernelCounters {
+  return {
+    eventsApplied: 0,
+    eventsRejected: 0,
+    effectsCreated: 0,
+    effectsAcknowledged: 0,
+    effectsDeadLettered: 0,
+    outcomesIgnored: 0,
+    scheduledFired: 0,
+    scheduledRejected: 0,
+    effectResultsRejected: 0,
+  };
+}
+
+/** Effects of one apply, checked and encoded, waiting for the apply to be accepted. */
+interface EffectPlan {
+  readonly outbox: StoredOutboxEntry[];
+  readonly emits: { channel: string; entry: Omit<ChannelEntry, "seq"> }[];
+  readonly schedules: ScheduledEvent[];
+  readonly ids: string[];
+}
+
+type ApplyOutcome =
+  | { readonly ok: true; readonly replyBytes: Uint8Array | null; readonly ids: string[] }
+  | { readonly ok: false; readonly code: KernelErrorCode; readonly message: string };
+
+/** Options of {@link Executor}. */
+export interface ExecutorOptions {
+  /** Kernel bounds; equal on every replica (see limits.ts). */
+  readonly limits?: Partial<KernelLimits>;
+}
+
+/** Applies committed entries to an application: the StateMachine of a chronon replica. */
+export class Executor implements StateMachine {
+  readonly app: App;
+  readonly limits: KernelLimits;
+  #state: unknown;
+  #outbox = new Map<string, StoredOutboxEntry>();
+  #channels = new Map<string, Channel>();
+  /** Sorted by dueMs; equal due times keep scheduling order. */
+  #schedule: ScheduledEvent[] = [];
+  #counters: KernelCounters = newCounters();
+  #op = 0;
+  #timestampMs = 0;
+
+  constructor(app: App, options: ExecutorOptions = {}) {
+    this.app = app;
+    this.limits = kernelLimits(options.limits);
+    this.#state = app.genesis();
+  }
+
+  /** The last op applied (0 before the first). */
+  get op(): number {
+    return this.#op;
+  }
+
+  /** The last applied entry's timestamp. */
+  get timestampMs(): number {
+    return this.#timestampMs;
+  }
+
+  /** The application state (read it, never write it outside apply). */
+  get state(): unknown {
+    return this.#state;
+  }
+
+  /** A copy of the kernel counters. */
+  counters(): KernelCounters {
+    return { ...this.#counters };
+  }
+
+  commit(entry: CommittedEntry): Uint8Array {
+    const reply = this.#commit(entry);
+    return reply instanceof Uint8Array ? reply : encodeReply(reply);
+  }
+
+  #commit(entry: CommittedEntry): KernelReply | Uint8Array {
+    assert(Number.isSafeInteger(entry.op) && entry.op > this.#op, `commit of op ${entry.op} after op ${this.#op}`);
+    assert(entry.checksum.length >= 16, "entry checksum must hold 16 bytes");
+    this.#op = entry.op;
+    this.#timestampMs = entry.timestamp;
+    let reply: KernelReply | Uint8Array;
+    switch (entry.operation) {
+      case operationEvent:
+        reply = this.#commitEvent(entry);
+        break;
+      case operationEffectResults:
+        reply = isInternal(entry) ? this.#commitEffectResults(entry) : forbidden(entry.operation);
+        break;
+      case operationScheduleTick:
+        reply = isInternal(entry) ? this.#commitScheduleTick(entry) : forbidden(entry.operation);
+        break;
+      case operationEffectRetry:
+      case operationEffectDiscard:
+        reply = this.#commitOperator(entry);
+        break;
+      default:
+        reply = { ok: false, code: "unknown_operation", message: `operation ${entry.operation} is not a kernel operation` };
+    }
+    return reply;
+  }
+
+  #commitEvent(entry: CommittedEntry): KernelReply | Uint8Array {
+    let schemaVersion: number;
+    let payload: unknown;
+    try {
+      const body = decodeValue(entry.body);
+      if (!Array.isArray(body) || body.length !== 2 || !Number.isSafeInteger(body[0]) || body[0] < 1) {
+        throw new TypeError("event body must be CBOR [schemaVersion, payload]");
+      }
+      schemaVersion = body[0];
+      payload = body[1];
+    } catch (error) {
+      this.#counters.eventsRejected++;
+      return { ok: false, code: "bad_request", message: this.#message(error) };
+    }
+    if (schemaVersion > this.app.schemaVersion) {
+      this.#counters.eventsRejected++;
+      return {
+        ok: false,
+        code: "schema_unsupported",
+        message: `event schema version ${schemaVersion} is newer than the app's ${this.app.schemaVersion}`,
+      };
+    }
+    const header: EventHeader = {
+      index: entry.op,
+      view: entry.view,
+      client: checksumHex(entry.client),
+      request: entry.request,
+      schemaVersion,
+      timestamp: entry.timestamp,
+      origin: "client",
+    };
+    const event: Event<unknown> = { header, payload };
+    const app = this.app;
+    const outcome = this.#apply(entry, 0, true, (state, ctx) => app.apply(state, event, ctx));
+    if (!outcome.ok) {
+      this.#counters.eventsRejected++;
+      return outcome;
+    }
+    this.#counters.eventsApplied++;
+    return encodeOkReply(outcome.replyBytes, outcome.ids);
+  }
+
+  /**
+   * Runs one app call in a state transaction: on a throw, an invalid result or a full
+   * table, every write is undone and nothing is recorded.
+   */
+  #apply(
+    entry: CommittedEntry,
+    stream: number,
+    wantsReply: boolean,
+    call: (state: unknown, ctx: ApplyContext) => ApplyResult<unknown, unknown, unknown>,
+  ): ApplyOutcome {
+    const ctx: ApplyContext = {
+      blockTime: entry.timestamp,
+      eventIndex: entry.op,
+      view: entry.view,
+      random: seededFromChecksum(entry.checksum, stream),
+    };
+    let plan: EffectPlan;
+    let newState: unknown;
+    let replyBytes: Uint8Array | null = null;
+    beginTransaction();
+    try {
+      const result = call(guard(this.#state), ctx);
+      if (typeof result !== "object" || result === null || !("state" in result)) {
+        throw new KernelRejection("rejected", "apply must return an object { state, effects?, reply? }");
+      }
+      newState = unguard(result.state);
+      plan = this.#planEffects(result.effects, entry, stream);
+      if (wantsReply && result.reply !== undefined) replyBytes = encodeValue(result.reply);
+    } catch (error) {
+      rollbackTransaction();
+      if (error instanceof AssertionFailed) throw error;
+      const code = error instanceof KernelRejection ? error.code : "rejected";
+      return { ok: false, code, message: this.#message(error) };
+    }
+    commitTransaction();
+    this.#state = newState;
+    this.#record(plan);
+    return { ok: true, replyBytes, ids: plan.ids };
+  }
+
+  #planEffects(effects: readonly Effect[] | undefined, entry: CommittedEntry, stream: number): EffectPlan {
+    const plan: EffectPlan = { outbox: [], emits: [], schedules: [], ids: [] };
+    if (effects === undefined) return plan;
+    if (!Array.isArray(effects)) throw new KernelRejection("invalid_effect", "effects must be an array");
+    const limits = this.limits;
+    if (effects.length > limits.effectsPerEventMax) {
+      throw new KernelRejection("invalid_effect", `${effects.length} effects exceed the limit of ${limits.effectsPerEventMax} per event`);
+    }
+    let newChannels = 0;
+    for (let index = 0; index < effects.length; index++) {
+      const effect: unknown = effects[index];
+      validateEffect(effect, index);
+      const id = effectId(entry.checksum, stream, index);
+      plan.ids.push(id);
+      switch (effect.kind) {
+        case "emit": {
+          const payloadBytes = encodeValue(effect.payload);
+          if (payloadBytes.length > limits.effectSizeMax) {
+            throw new KernelRejection("invalid_effect", `effect ${index}: emit payload of ${payloadBytes.length} bytes exceeds ${limits.effectSizeMax}`);
+          }
+          if (!this.#channels.has(effect.channel) && !plan.emits.some((e) => e.channel === effect.channel)) newChannels++;
+          plan.emits.push({ channel: effect.channel, entry: { id, payloadBytes, eventIndex: entry.op, timestampMs: entry.timestamp } });
+          break;
+        }
+        case "schedule": {
+          const eventBytes = encodeValue(effect.event);
+          if (eventBytes.length > limits.effectSizeMax) {
+            throw new KernelRejection("invalid_effect", `effect ${index}: scheduled event of ${eventBytes.length} bytes exceeds ${limits.effectSizeMax}`);
+          }
+          plan.schedules.push({ id, dueMs: entry.timestamp + effect.delayMs, eventBytes, eventIndex: entry.op });
+          break;
+        }
+        default: {
+          const effectBytes = encodeValue(effect);
+          if (effectBytes.length > limits.effectSizeMax) {
+            throw new KernelRejection("invalid_effect", `effect ${index}: ${effectBytes.length} bytes exceed ${limits.effectSizeMax}`);
+          }
+          plan.outbox.push({
+            id,
+            kind: effect.kind,
+            effectBytes,
+            eventIndex: entry.op,
+            createdMs: entry.timestamp,
+            status: "pending",
+            generation: 0,
+            attempts: 0,
+            lastError: null,
+          });
+        }
+      }
+    }
+    if (this.#outbox.size + plan.outbox.length > limits.outboxMax) {
+      throw new KernelRejection("outbox_full", `the outbox holds ${this.#outbox.size} of ${limits.outboxMax} effects; retry once effects drain (or discard dead letters)`);
+    }
+    if (this.#schedule.length + plan.schedules.length > limits.scheduleMax) {
+      throw new KernelRejection("schedule_full", `the schedule queue holds ${this.#schedule.length} of ${limits.scheduleMax} events`);
+    }
+    if (this.#channels.size + newChannels > limits.channelsMax) {
+      throw new KernelRejection("channel_full", `${this.#channels.size} channels exist, the limit is ${limits.channelsMax}`);
+    }
+    return plan;
+  }
+
+  #record(plan: EffectPlan): void {
+    for (const item of plan.outbox) {
+      assert(!this.#outbox.has(item.id), `effect id ${item.id} already in the outbox`);
+      this.#outbox.set(item.id, item);
+    }
+    for (const { channel, entry } of plan.emits) {
+      let state = this.#channels.get(channel);
+      if (state === undefined) {
+        state = { nextSeq: 0, entries: [] };
+        this.#channels.set(channel, state);
+      }
+      state.entries.push({ seq: state.nextSeq++, ...entry });
+      const retention = this.limits.channelRetention;
+      // Drop in batches so the array shifts once per quarter of the retention.
+      if (state.entries.length >= retention + Math.ceil(retention / 4)) {
+        state.entries.splice(0, state.entries.length - retention);
+      }
+    }
+    for (const item of plan.schedules) this.#scheduleInsert(item);
+    this.#counters.effectsCreated += plan.ids.length;
+  }
+
+  #scheduleInsert(item: ScheduledEvent): void {
+    const schedule = this.#schedule;
+    // First position whose due time is later: equal due times keep scheduling order.
+    let low = 0;
+    let high = schedule.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (schedule[middle]!.dueMs <= item.dueMs) low = middle + 1;
+      else high = middle;
+    }
+    schedule.splice(low, 0, item);
+  }
+
+  #commitEffectResults(entry: CommittedEntry): KernelReply {
+    let results: EffectOutcome[];
+    try {
+      const body = decodeValue(entry.body) as { results?: unknown };
+      if (typeof body !== "object" || body === null || !Array.isArray(body.results)) throw new TypeError("body must be { results: [...] }");
+      if (body.results.length > this.limits.resultsPerEntryMax) {
+        throw new TypeError(`${body.results.length} results exceed ${this.limits.resultsPerEntryMax} per entry`);
+      }
+      results = body.results as EffectOutcome[];
+    } catch (error) {
+      return { ok: false, code: "bad_request", message: this.#message(error) };
+    }
+    let applied = 0;
+    let ignored = 0;
+    for (let k = 0; k < results.length; k++) {
+      const outcome = results[k]!;
+      const stored = typeof outcome === "object" && outcome !== null && isEffectId(outcome.id) ? this.#outbox.get(outcome.id) : undefined;
+      const valid = stored !== undefined &&
+        stored.status === "pending" &&
+        outcome.generation === stored.generation &&
+        (outcome.status === "acknowledged" || outcome.status === "dead_lettered") &&
+        Number.isSafeInteger(outcome.attempts) && outcome.attempts >= 0;
+      if (!valid) {
+        ignored++;
+        continue;
+      }
+      applied++;
+      const attempts = stored.attempts + outcome.attempts;
+      let value: unknown;
+      let error: string | undefined;
+      if (outcome.status === "acknowledged") {
+        this.#outbox.delete(stored.id);
+        this.#counters.effectsAcknowledged++;
+        value = this.#boundedValue(outcome.value);
+      } else {
+        error = this.#cut(typeof outcome.error === "string" ? outcome.error : "unknown error");
+        this.#outbox.set(stored.id, { ...stored, status: "dead_lettered", attempts, lastError: error });
+        this.#counters.effectsDeadLettered++;
+      }
+      if (this.app.onEffectResult === undefined || stored.kind === "log") continue;
+      const result: EffectResult = {
+        id: stored.id,
+        effect: decodeValue(stored.effectBytes) as EffectResult["effect"],
+        eventIndex: stored.eventIndex,
+        status: outcome.status,
+        ...(value !== undefined ? { value } : {}),
+        ...(error !== undefined ? { error } : {}),
+        attempts,
+      };
+      const onEffectResult = this.app.onEffectResult.bind(this.app);
+      const applyOutcome = this.#apply(entry, k + 1, false, (state, ctx) => onEffectResult(state, result, ctx));
+      if (!applyOutcome.ok) this.#counters.effectResultsRejected++;
+    }
+    this.#counters.outcomesIgnored += ignored;
+    return { ok: true, value: { applied, ignored }, effects: [] };
+  }
+
+  #commitScheduleTick(entry: CommittedEntry): KernelReply {
+    const schedule = this.#schedule;
+    let due = 0;
+    while (due < schedule.length && due < this.limits.scheduleFiresPerTickMax && schedule[due]!.dueMs <= entry.timestamp) due++;
+    const fired = schedule.splice(0, due);
+    let rejected = 0;
+    const app = this.app;
+    for (let k = 0; k < fired.length; k++) {
+      const item = fired[k]!;
+      const header: EventHeader = {
+        index: entry.op,
+        view: entry.view,
+        client: zeroClientHex,
+        request: 0,
+        schemaVersion: app.schemaVersion,
+        timestamp: entry.timestamp,
+        origin: "schedule",
+        scheduledBy: item.id,
+      };
+      const event: Event<unknown> = { header, payload: decodeValue(item.eventBytes) };
+      const outcome = this.#apply(entry, k + 1, false, (state, ctx) => app.apply(state, event, ctx));
+      if (outcome.ok) this.#counters.scheduledFired++;
+      else {
+        this.#counters.scheduledRejected++;
+        rejected++;
+      }
+    }
+    return { ok: true, value: { fired: fired.length, rejected }, effects: [] };
+  }
+
+  #commitOperator(entry: CommittedEntry): KernelReply {
+    let id: string;
+    try {
+      const body = decodeValue(entry.body) as { id?: unknown };
+      if (typeof body !== "object" || body === null || !isEffectId(body.id)) throw new TypeError("body must be { id: <32 hex digits> }");
+      id = body.id;
+    } catch (error) {
+      return { ok: false, code: "bad_request", message: this.#message(error) };
+    }
+    const stored = this.#outbox.get(id);
+    if (stored === undefined) return { ok: false, code: "not_found", message: `effect ${id} is not in the outbox` };
+    if (stored.status !== "dead_lettered") return { ok: false, code: "not_dead_lettered", message: `effect ${id} is ${stored.status}` };
+    if (entry.operation === operationEffectRetry) {
+      this.#outbox.set(id, { ...stored, status: "pending", generation: stored.generation + 1 });
+      return { ok: true, value: { id, status: "pending", generation: stored.generation + 1 }, effects: [] };
+    }
+    this.#outbox.delete(id);
+    return { ok: true, value: { id, status: "discarded" }, effects: [] };
+  }
+
+  #boundedValue(value: unknown): unknown {
+    if (value === undefined) return undefined;
+    let size: number;
+    try {
+      size = encodeValue(value).length;
+    } catch {
+      return { unencodable: true };
+    }
+    if (size > this.limits.resultValueSizeMax) return { truncated: true, size };
+    return value;
+  }
+
+  #cut(message: string): string {
+    const max = this.limits.errorMessageLengthMax;
+    return message.length > max ? message.slice(0, max) : message;
+  }
+
+  #message(error: unknown): string {
+    let text: string;
+    try {
+      text = error instanceof Error ? `${error.name === "Error" ? "" : error.name + ": "}${error.message}` : String(error);
+    } catch {
+      text = "apply threw a value that cannot be printed";
+    }
+    return this.#cut(text);
+  }
+
+  // ---------------------------------------------------------------------- queries
+
+  query(body: Uint8Array): Uint8Array {
+    const request = decodeValue(body);
+    if (!Array.isArray(request) || !Number.isSafeInteger(request[0])) throw new TypeError("query body must be CBOR [kind, argument]");
+    const argument: unknown = request[1];
+    switch (request[0]) {
+      case queryApp: {
+        const app = this.app;
+        const state = this.#state;
+        return readOnly(() => encodeValue(app.query(guard(state), argument)));
+      }
+      case queryEffects: {
+        const { status, after, limit } = (argument ?? {}) as { status?: unknown; after?: unknown; limit?: unknown };
+        if (status !== "pending" && status !== "dead_lettered") throw new TypeError("status must be pending or dead_lettered");
+        return encodeValue(this.listEffects(status, typeof after === "string" ? after : undefined, typeof limit === "number" ? limit : undefined));
+      }
+      case queryChannel: {
+        const { channel, cursor, limit } = (argument ?? {}) as { channel?: unknown; cursor?: unknown; limit?: unknown };
+        if (typeof channel !== "string") throw new TypeError("channel must be a string");
+        if (!Number.isSafeInteger(cursor) || (cursor as number) < 0) throw new TypeError("cursor must be a non-negative integer");
+        return encodeValue(this.readChannel(channel, cursor as number, typeof limit === "number" ? limit : undefined));
+      }
+      case queryStatus:
+        return encodeValue(this.status());
+      default:
+        throw new TypeError(`unknown query kind ${request[0]}`);
+    }
+  }
+
+  /** Every outbox entry in insertion order (the effect runner's view of pending work). */
+  outboxEntries(): IterableIterator<StoredOutboxEntry> {
+    return this.#outbox.values();
+  }
+
+  /** One outbox entry by id. */
+  outboxEntry(id: string): StoredOutboxEntry | undefined {
+    return this.#outbox.get(id);
+  }
+
+  /** Number of effects in the outbox (pending + dead-lettered). */
+  get outboxSize(): number {
+    return this.#outbox.size;
+  }
+
+  /**
+   * Outbox entries with `status`, ordered by (eventIndex, id), paged: `after` is the
+   * `next` cursor of the previous page.
+   */
+  listEffects(status: "pending" | "dead_lettered", after?: string, limit?: number): { items: OutboxListItem[]; next: string | null } {
+    const max = Math.min(limit ?? this.limits.listLimitMax, this.limits.listLimitMax);
+    const matching = [...this.#outbox.values()].filter((e) => e.status === status);
+    matching.sort((a, b) => a.eventIndex - b.eventIndex || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let start = 0;
+    if (after !== undefined) {
+      const [indexText, id = ""] = after.split(":");
+      const index = Number(indexText);
+      while (start < matching.length && (matching[start]!.eventIndex < index || (matching[start]!.eventIndex === index && matching[start]!.id <= id))) start++;
+    }
+    const page = matching.slice(start, start + Math.max(0, max));
+    const items = page.map((e) => ({
+      id: e.id,
+      kind: e.kind,
+      effect: decodeValue(e.effectBytes) as OutboxEffect,
+      eventIndex: e.eventIndex,
+      createdMs: e.createdMs,
+      status: e.status,
+      generation: e.generation,
+      attempts: e.attempts,
+      lastError: e.lastError,
+    }));
+    const last = page[page.length - 1];
+    const next = start + page.length < matching.length && last !== undefined ? `${last.eventIndex}:${last.id}` : null;
+    return { items, next };
+  }
+
+  /**
+   * Channel entries from `cursor` on. `first` is the oldest retained seq: a reader whose
+   * cursor is older missed entries (`missed` says how many).
+   */
+  readChannel(channel: string, cursor: number, limit?: number): ChannelPage {
+    const max = Math.min(limit ?? this.limits.listLimitMax, this.limits.listLimitMax);
+    const state = this.#channels.get(channel);
+    if (state === undefined) return { entries: [], first: 0, next: cursor, missed: 0 };
+    const first = state.nextSeq - state.entries.length;
+    const from = Math.max(cursor, first);
+    const slice = state.entries.slice(from - first, from - first + Math.max(0, max));
+    return {
+      entries: slice.map((e) => ({ seq: e.seq, id: e.id, payload: decodeValue(e.payloadBytes), eventIndex: e.eventIndex, timestampMs: e.timestampMs })),
+      first,
+      next: from + slice.length,
+      missed: Math.max(0, first - cursor),
+    };
+  }
+
+  /** Due time of the earliest scheduled event, or null when none waits. */
+  nextDueMs(): number | null {
+    return this.#schedule[0]?.dueMs ?? null;
+  }
+
+  /** Number of scheduled events waiting. */
+  get scheduleSize(): number {
+    return this.#schedule.length;
+  }
+
+  /** Counters and table sizes. */
+  status(): KernelStatus {
+    let pending = 0;
+    for (const e of this.#outbox.values()) if (e.status === "pending") pending++;
+    return {
+      op: this.#op,
+      timestampMs: this.#timestampMs,
+      schemaVersion: this.app.schemaVersion,
+      outboxPending: pending,
+      outboxDeadLettered: this.#outbox.size - pending,
+      scheduled: this.#schedule.length,
+      nextDueMs: this.nextDueMs(),
+      channels: this.#channels.size,
+      counters: this.counters(),
+    };
+  }
+
+  // ---------------------------------------------------------------------- checkpoints
+
+  snapshot(): Uint8Array {
+    const app = this.app;
+    const appBytes = app.snapshot !== undefined ? app.snapshot(this.#state) : encodeValue(this.#state);
+    assert(appBytes instanceof Uint8Array, "app.snapshot must return a Uint8Array");
+    const channels: [string, number, ChannelEntry[]][] = [];
+    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries]);
+    return encodeValue({
+      format: snapshotFormat,
+      schemaVersion: app.schemaVersion,
+      op: this.#op,
+      timestampMs: this.#timestampMs,
+      app: appBytes,
+      outbox: [...this.#outbox.values()],
+      channels,
+      schedule: this.#schedule,
+      counters: this.#counters,
+    });
+  }
+
+  restore(snapshot: Uint8Array): void {
+    const decoded = decodeValue(snapshot) as SnapshotShape;
+    if (typeof decoded !== "object" || decoded === null || decoded.format !== snapshotFormat) {
+      throw new SnapshotFormatError(`not a chronon kernel snapshot of format ${snapshotFormat}`);
+    }
+    const app = this.app;
+    let state: unknown;
+    if (app.snapshot !== undefined) {
+      state = app.restore!(decoded.app, decoded.schemaVersion);
+    } else if (decoded.schemaVersion === app.schemaVersion) {
+      state = decodeValue(decoded.app);
+    } else if (app.restore !== undefined) {
+      state = app.restore(decodeValue(decoded.app), decoded.schemaVersion);
+    } else {
+      throw new SchemaVersionError(
+        `checkpoint has app schema version ${decoded.schemaVersion}, the app is version ${app.schemaVersion} and defines no restore to upgrade it`,
+      );
+    }
+    this.#state = state;
+    this.#op = decoded.op;
+    this.#timestampMs = decoded.timestampMs;
+    this.#outbox = new Map(decoded.outbox.map((e) => [e.id, e]));
+    this.#channels = new Map(decoded.channels.map(([name, nextSeq, entries]) => [name, { nextSeq, entries }]));
+    this.#schedule = decoded.schedule;
+    this.#counters = { ...newCounters(), ...decoded.counters };
+  }
+
+  stateHash(): Uint8Array {
+    return checksum(this.snapshot());
+  }
+}
+
+interface SnapshotShape {
+  format: number;
+  schemaVersion: number;
+  op: number;
+  timestampMs: number;
+  app: Uint8Array;
+  outbox: StoredOutboxEntry[];
+  channels: [string, number, ChannelEntry[]][];
+  schedule: ScheduledEvent[];
+  counters: KernelCounters;
+}
+
+/** An outbox entry as listings show it. */
+export interface OutboxListItem extends Omit<StoredOutboxEntry, "effectBytes"> {
+  readonly effect: OutboxEffect;
+}
+
+/** A page of a channel read. */
+export interface ChannelPage {
+  readonly entries: { seq: number; id: string; payload: unknown; eventIndex: number; timestampMs: number }[];
+  /** Oldest seq still retained. */
+  readonly first: number;
+  /** The cursor for the next read. */
+  readonly next: number;
+  /** Entries the reader's cursor pointed at that retention already dropped. */
+  readonly missed: number;
+}
+
+/** Kernel counters and table sizes (query kind 3). */
+export interface KernelStatus {
+  readonly op: number;
+  readonly timestampMs: number;
+  readonly schemaVersion: number;
+  readonly outboxPending: number;
+  readonly outboxDeadLettered: number;
+  readonly scheduled: number;
+  readonly nextDueMs: number | null;
+  readonly channels: number;
+  readonly counters: KernelCounters;
+}
+
+function forbidden(operation: number): KernelReply {
+  return { ok: false, code: "forbidden", message: `operation ${operation} is internal: only the replica may submit it` };
+}
+
+const okReplyPrefix = new Uint8Array([0xa3, 0x62, 0x6f, 0x6b, 0xf5, 0x65, 0x76, 0x61, 0x6c, 0x75, 0x65]);
+const effectsKey = new Uint8Array([0x67, 0x65, 0x66, 0x66, 0x65, 0x63, 0x74, 0x73]);
+const nullValue = new Uint8Array([0xf6]);
+
+/**
+ * `{ ok: true, value, effects }` around a reply value that is already encoded (inside the
+ * transaction, so an unencodable reply rejects the event): spliced, not encoded twice.
+ */
+function encodeOkReply(valueBytes: Uint8Array | null, ids: string[]): Uint8Array {
+  const value = valueBytes ?? nullValue;
+  const idsBytes = encodeValue(ids);
+  const out = new Uint8Array(okReplyPrefix.length + value.length + effectsKey.length + idsBytes.length);
+  out.set(okReplyPrefix, 0);
+  out.set(value, okReplyPrefix.length);
+  out.set(effectsKey, okReplyPrefix.length + value.length);
+  out.set(idsBytes, okReplyPrefix.length + value.length + effectsKey.length);
+  return out;
+}
+
+/** The all-zero client id of internal operations. */
+export const internalClient: Uint8Array = zeroClient;
