@@ -102,6 +102,11 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
   },
   set(target, key, value) {
     if (writable()) {
+      // Writing past an array's end grows its length implicitly: record the old length
+      // first, so the undo (newest first) deletes the element and then truncates.
+      if (Array.isArray(target) && typeof key === "string" && Number(key) >= target.length) {
+        push({ kind: "property", target, key: "length", had: true, old: target.length });
+      }
       push({ kind: "property", target, key, had: Object.hasOwn(target, key), old: target[key] });
     }
     target[key] = unguard(value);
