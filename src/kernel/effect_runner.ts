@@ -111,6 +111,8 @@ export interface EffectRunnerOptions {
   readonly submitsInFlightMax?: number;
   /** Bytes of an HTTP response body kept in the result (default 16 KiB). */
   readonly responseBodySizeMax?: number;
+  /** Makes the signal that times out one HTTP attempt (default AbortSignal.timeout; the simulator passes its own). */
+  readonly timeoutSignal?: (ms: number) => AbortSignal;
   /** Wait before proposing another schedule tick that fired nothing (default 1 s). */
   readonly tickRetryMs?: number;
 }
@@ -369,9 +371,10 @@ export class EffectRunner {
 
   async #http(id: string, effect: HttpEffect, attempt: number, runnerSignal: AbortSignal): Promise<AttemptResult> {
     const headers: Record<string, string> = {};
-    let body: string | Uint8Array | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (effect.method !== "GET" && effect.body !== null && effect.body !== undefined) {
-      if (typeof effect.body === "string" || effect.body instanceof Uint8Array) body = effect.body;
+      if (typeof effect.body === "string") body = effect.body;
+      else if (effect.body instanceof Uint8Array) body = new Uint8Array(effect.body);
       else {
         body = JSON.stringify(effect.body);
         headers["content-type"] = "application/json";
@@ -383,24 +386,14 @@ export class EffectRunner {
       "chronon-view": String(this.view),
       "chronon-attempt": String(attempt),
     });
-    // The timeout runs on the injected clock so the simulator controls it too.
-    const controller = new AbortController();
-    const timeout = new AbortController();
-    const onRunnerAbort = (): void => controller.abort(runnerSignal.reason);
-    runnerSignal.addEventListener("abort", onRunnerAbort, { once: true });
-    let timedOut = false;
-    void this.#clock.sleep(effect.timeoutMs, timeout.signal).then(() => {
-      if (!timeout.signal.aborted) {
-        timedOut = true;
-        controller.abort(new Error(`timed out after ${effect.timeoutMs} ms`));
-      }
-    });
+    const timeoutSignal = (this.#options.timeoutSignal ?? AbortSignal.timeout)(effect.timeoutMs);
+    const signal = AbortSignal.any([runnerSignal, timeoutSignal]);
     try {
       const response = await (this.#options.fetch ?? fetch)(effect.url, {
         method: effect.method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        signal: controller.signal,
+        signal,
       });
       const text = await readBounded(response, this.#options.responseBodySizeMax ?? 16 * 1024);
       const status = response.status;
@@ -412,11 +405,8 @@ export class EffectRunner {
       const retryable = status === 408 || status === 425 || status === 429 || status >= 500 || status < 400;
       return { kind: retryable ? "retry" : "permanent", error };
     } catch (error) {
-      if (timedOut) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
+      if (timeoutSignal.aborted) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
       return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
-    } finally {
-      timeout.abort();
-      runnerSignal.removeEventListener("abort", onRunnerAbort);
     }
   }
 }
