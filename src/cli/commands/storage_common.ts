@@ -54,11 +54,15 @@ export async function backendsFor(choice: string): Promise<DiskBackend[]> {
   return out;
 }
 
+/** Scans shorter than this (64 MiB) draw no progress line. */
+const progressBytesMin = 64 * 1024 * 1024;
+
 /** A progress reporter that redraws one line on stderr when it is a terminal. */
 export function ttyProgress(label: string): ((done: number, total: number) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;
   return (done, total) => {
+    if (total < progressBytesMin) return; // short scans finish before a line is worth drawing
     const now = Date.now();
     if (now - last < 200 && done < total) return;
     last = now;
