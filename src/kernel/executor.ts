@@ -34,13 +34,13 @@ import {
 } from "../app/wire.ts";
 import type { EffectOutcome, KernelErrorCode, KernelReply } from "../app/wire.ts";
 import { AssertionFailed, assert } from "../assert.ts";
-import { checksum, checksumHex } from "../codec/checksum.ts";
+import { checksum } from "../codec/checksum.ts";
 import type { CommittedEntry, StateMachine } from "../vsr/state_machine.ts";
 import { KernelRejection, validateEffect } from "./effect_validation.ts";
 import type { KernelLimits } from "./limits.ts";
 import { kernelLimits } from "./limits.ts";
 import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
-import { effectId, isEffectId } from "./outbox.ts";
+import { effectId, hex128, isEffectId } from "./outbox.ts";
 import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
 
 /** Counters kept in replicated state (they are part of the state hash). */
@@ -237,7 +237,7 @@ export class Executor implements StateMachine {
     const header: EventHeader = {
       index: entry.op,
       view: entry.view,
-      client: checksumHex(entry.client),
+      client: hex128(entry.client),
       request: entry.request,
       schemaVersion,
       timestamp: entry.timestamp,
@@ -264,11 +264,16 @@ export class Executor implements StateMachine {
     wantsReply: boolean,
     call: (state: unknown, ctx: ApplyContext) => ApplyResult<unknown, unknown, unknown>,
   ): ApplyOutcome {
+    let random: (() => number) | undefined;
     const ctx: ApplyContext = {
       blockTime: entry.timestamp,
       eventIndex: entry.op,
       view: entry.view,
-      random: seededFromChecksum(entry.checksum, stream),
+      // Seeded on first use: most events never draw.
+      random: () => {
+        random ??= seededFromChecksum(entry.checksum, stream);
+        return random();
+      },
     };
     let plan: EffectPlan;
     let newState: unknown;

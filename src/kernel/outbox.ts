@@ -16,7 +16,6 @@
  * @module
  */
 import type { CustomEffect, HttpEffect, LogEffect } from "../app/effects.ts";
-import { checksum, checksumHex } from "../codec/checksum.ts";
 import { assert } from "../assert.ts";
 
 /** Effects that go through the outbox. */
@@ -43,20 +42,33 @@ export interface OutboxEntry {
   lastError: string | null;
 }
 
+const hexByte: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Lower-case hex of 16 bytes through a table (on the apply path: no per-byte padStart). */
+export function hex128(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < 16; i++) out += hexByte[bytes[i]!]!;
+  return out;
+}
+
 /**
  * The deterministic id of the `index`-th effect of sub-event `stream` of the entry with
- * header checksum `entryChecksum`: 128 bits of sha256 over the three, as hex. Stream 0 is
- * the entry's own event; stream k > 0 the k-th event it carries (a scheduled event or an
- * effect outcome). Entry checksums are unique in a log, so ids are unique in a cluster.
+ * header checksum `entryChecksum`: the checksum with `stream` XORed into bytes 8..11 and
+ * `index` into bytes 12..15, as 32 hex digits. Stream 0 is the entry's own event; stream
+ * k > 0 the k-th event it carries (a scheduled event or an effect outcome). Entry
+ * checksums are unique 128-bit hashes, so two ids collide only if two checksums differ
+ * in exactly those XOR masks: probability about 2^-128 per pair. (No hash per effect:
+ * this is on the apply path.)
  */
 export function effectId(entryChecksum: Uint8Array, stream: number, index: number): string {
   assert(Number.isSafeInteger(stream) && stream >= 0 && stream <= 0xffff_ffff, "effect stream out of range");
   assert(Number.isSafeInteger(index) && index >= 0 && index <= 0xffff_ffff, "effect index out of range");
-  const position = new Uint8Array(8);
-  const view = new DataView(position.buffer);
-  view.setUint32(0, stream, true);
-  view.setUint32(4, index, true);
-  return checksumHex(checksum(entryChecksum, position));
+  assert(entryChecksum.length >= 16, "entry checksum must hold 16 bytes");
+  const bytes = entryChecksum.slice(0, 16);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(8, view.getUint32(8, true) ^ stream, true);
+  view.setUint32(12, view.getUint32(12, true) ^ index, true);
+  return hex128(bytes);
 }
 
 /** Checks an effect id's shape (operator input). */
