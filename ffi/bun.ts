@@ -75,7 +75,7 @@ export async function createBunNativeIo(): Promise<NativeIo> {
   }
   const errno = () => ffi.read.i32(c.__errno_location!() as number);
   const memory = new NativeMemoryRegistry<number>();
-  let shim: Record<string, Fn> | string | undefined;
+  const shims = new Map<string, Record<string, Fn> | string>();
 
   /** Address of native `bytes`; bun:ffi passes a typed array's data pointer, so plain arrays go as they are. */
   const pointerOf = (bytes: Uint8Array): number | Uint8Array => {
@@ -113,15 +113,17 @@ export async function createBunNativeIo(): Promise<NativeIo> {
       memory.remove(buffer.release().buffer as ArrayBuffer);
       call.free(buffer.address);
     },
-    openRing(entries): RingOpen {
+    openRing(entries, options = {}): RingOpen {
       assertRingEntries(entries);
-      const path = shimPath();
+      const path = options.shimPath ?? shimPath();
+      let shim = shims.get(path);
       if (shim === undefined) {
         try {
           shim = ffi.dlopen(path, shimSymbols).symbols;
         } catch (error) {
           shim = error instanceof Error ? error.message : String(error);
         }
+        shims.set(path, shim);
       }
       if (typeof shim === "string") return shimMissing(path, shim);
       const s = shim as Record<keyof typeof shimSymbols, Fn>;

@@ -87,7 +87,7 @@ export function createDenoNativeIo(): NativeIo {
   }
   const errno = () => new deno.UnsafePointerView(c.__errno_location() as Pointer).getInt32();
   const memory = new NativeMemoryRegistry<Pointer>();
-  let shim: Record<keyof typeof shimSymbols, Fn> | string | undefined;
+  const shims = new Map<string, Record<keyof typeof shimSymbols, Fn> | string>();
 
   const nativePointer = (bytes: Uint8Array): Pointer => {
     const base = memory.baseOf(bytes);
@@ -120,15 +120,17 @@ export function createDenoNativeIo(): NativeIo {
       memory.remove(buffer.release().buffer as ArrayBuffer);
       c.free(buffer.pointer);
     },
-    openRing(entries): RingOpen {
+    openRing(entries, options = {}): RingOpen {
       assertRingEntries(entries);
-      const path = shimPath();
+      const path = options.shimPath ?? shimPath();
+      let shim = shims.get(path);
       if (shim === undefined) {
         try {
           shim = deno.dlopen(path, shimSymbols).symbols as Record<keyof typeof shimSymbols, Fn>;
         } catch (error) {
           shim = error instanceof Error ? error.message : String(error);
         }
+        shims.set(path, shim);
       }
       if (typeof shim === "string") return shimMissing(path, shim);
       const s = shim;

@@ -35,6 +35,14 @@ function bindShim(path: string): Shim | string {
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
+  try {
+    return bindSymbols(lib);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+function bindSymbols(lib: ReturnType<typeof koffi.load>): Shim {
   return {
     version: lib.func("int chronon_shim_version(void)"),
     size: lib.func("unsigned int chronon_ring_size(void)"),
@@ -72,7 +80,7 @@ export function createKoffiNativeIo(): NativeIo {
   };
   const errno = () => koffi.errno();
   const memory = new NativeMemoryRegistry<bigint>();
-  let shim: Shim | string | undefined;
+  const shims = new Map<string, Shim | string>();
 
   /** Address of `bytes` when native, else the typed array itself (koffi passes its data pointer). */
   const pointerOf = (bytes: Uint8Array): bigint | Uint8Array => {
@@ -109,10 +117,11 @@ export function createKoffiNativeIo(): NativeIo {
       memory.remove(buffer.release().buffer as ArrayBuffer);
       c.free(buffer.address);
     },
-    openRing(entries): RingOpen {
+    openRing(entries, options = {}): RingOpen {
       assertRingEntries(entries);
-      const path = shimPath();
-      shim ??= bindShim(path);
+      const path = options.shimPath ?? shimPath();
+      const shim = shims.get(path) ?? bindShim(path);
+      shims.set(path, shim);
       if (typeof shim === "string") return shimMissing(path, shim);
       const s = shim;
       if (s.version() !== shimVersion) return shimMissing(path, `shim version ${s.version()}, expected ${shimVersion}`);

@@ -121,6 +121,9 @@ export interface NativeIo {
   allocate(size: number, alignment: number): NativeBuffer;
   /** Frees a buffer; the kernel must no longer hold any part of it. */
   free(buffer: NativeBuffer): void;
-  /** Opens an io_uring of `entries` slots through the shim, or says why it cannot. */
-  openRing(entries: number): RingOpen;
+  /**
+   * Opens an io_uring of `entries` slots (a power of two) through the shim at
+   * `options.shimPath` (default: ffi/platform.ts shimPath()), or says why it cannot.
+   */
+  openRing(entries: number, options?: { readonly shimPath?: string }): RingOpen;
 }
