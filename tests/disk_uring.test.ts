@@ -1,0 +1,172 @@
+/**
+ * The io_uring Disk backend beyond the shared conformance suite: many buffers in one
+ * write, concurrent writes to two files, reopen after close, the direct-sync variant,
+ * and the selector's modes and notice. Skips (naming why) only when io_uring is
+ * unavailable; CHRONON_REQUIRE_URING=1 turns that into a failure.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import type { Disk } from "../src/storage/disk.ts";
+import { DiskError } from "../src/storage/disk.ts";
+import { createDirectSyncDisk, createUringDisk, probeUring } from "../src/storage/disk_uring.ts";
+import { DiskSelectError, diskMode, selectDisk } from "../src/storage/disk_select.ts";
+
+const probe = await probeUring();
+const skip: string | false = probe.ok ? false : `io_uring unavailable: ${probe.reason}`;
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "chronon-uring-"));
+process.on("exit", () => fs.rmSync(root, { recursive: true, force: true }));
+let dirCount = 0;
+
+test("CHRONON_REQUIRE_URING=1 means the uring backend is available", () => {
+  if (process.env.CHRONON_REQUIRE_URING === "1") assert.equal(skip, false, String(skip));
+});
+
+const variants: [string, () => Promise<Disk>, string | false][] = [
+  ["uring", () => createUringDisk(), skip],
+  ["direct-sync", () => createDirectSyncDisk(), false],
+];
+
+for (const [name, make, skipReason] of variants) {
+  describe(`native disk: ${name}`, () => {
+    const withDisk = (title: string, body: (disk: Disk, dir: string) => Promise<void>) =>
+      test(title, { skip: skipReason }, async () => {
+        const disk = await make();
+        const dir = path.join(root, `d${dirCount++}`);
+        try {
+          assert.equal(disk.name, name);
+          await disk.mkdir(dir);
+          await body(disk, dir);
+        } finally {
+          await disk.close();
+        }
+      });
+
+    withDisk("a batch of 500 buffers is one write, lands in order, and survives reopen", async (disk, dir) => {
+      const file = await disk.open(`${dir}/seg`, { create: true });
+      const buffers: Uint8Array[] = [];
+      for (let i = 0; i < 500; i++) buffers.push(new Uint8Array(100 + (i % 7)).fill(i & 0xff));
+      const total = buffers.reduce((n, b) => n + b.length, 0);
+      await file.write(7, buffers, { sync: true });
+      for (const buffer of buffers) buffer.fill(0); // the caller may reuse its buffers now
+      assert.equal(await file.size(), 7 + total);
+      await file.close();
+      await assert.rejects(file.size(), DiskError);
+      const again = await disk.open(`${dir}/seg`, { create: false });
+      const back = await again.read(7, total + 50);
+      assert.equal(back.length, total, "short read at end of file");
+      let at = 0;
+      for (let i = 0; i < 500; i++) {
+        const size = 100 + (i % 7);
+        assert.ok(back.subarray(at, at + size).every((b) => b === (i & 0xff)), `buffer ${i}`);
+        at += size;
+      }
+      await again.close();
+    });
+
+    withDisk("concurrent synced writes to two files and to one file all land", async (disk, dir) => {
+      const a = await disk.open(`${dir}/a`, { create: true });
+      const b = await disk.open(`${dir}/b`, { create: true });
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 40; i++) {
+        writes.push(a.write(i * 64, [new Uint8Array(64).fill(i)], { sync: true }));
+        writes.push(b.write(i * 32, [new Uint8Array(16).fill(i), new Uint8Array(16).fill(i + 1)], { sync: i % 2 === 0 }));
+      }
+      await Promise.all(writes);
+      await b.sync();
+      assert.equal(await a.size(), 40 * 64);
+      assert.equal(await b.size(), 40 * 32);
+      const backA = await a.read(0, 40 * 64);
+      const backB = await b.read(0, 40 * 32);
+      for (let i = 0; i < 40; i++) {
+        assert.equal(backA[i * 64 + 63], i);
+        assert.equal(backB[i * 32], i);
+        assert.equal(backB[i * 32 + 31], i + 1);
+      }
+      await a.close();
+      await b.close();
+    });
+
+    withDisk("truncate, list, remove and errors carry errno names", async (disk, dir) => {
+      const file = await disk.open(`${dir}/t`, { create: true });
+      await file.write(0, [new Uint8Array(5000).fill(3)], { sync: false });
+      await file.truncate(100);
+      assert.equal(await file.size(), 100);
+      assert.deepEqual(await file.read(98, 10), new Uint8Array([3, 3]));
+      await file.close();
+      assert.deepEqual(await disk.list(dir), ["t"]);
+      await disk.remove(`${dir}/t`);
+      await disk.syncDirectory(dir);
+      assert.deepEqual(await disk.list(dir), []);
+      await assert.rejects(disk.open(`${dir}/t`, { create: false }), (e: unknown) => e instanceof DiskError && e.code === "ENOENT");
+    });
+
+    withDisk("close() of the disk closes files left open", async (disk, dir) => {
+      const file = await disk.open(`${dir}/left`, { create: true });
+      await file.write(0, [new Uint8Array([1])], { sync: true });
+      await disk.close();
+      await assert.rejects(file.read(0, 1), DiskError);
+    });
+  });
+}
+
+describe("selectDisk", () => {
+  test("CHRONON_IO overrides auto only, and bad values are named", () => {
+    assert.equal(diskMode("auto", undefined), "auto");
+    assert.equal(diskMode("auto", "sync"), "sync");
+    assert.equal(diskMode("auto", "uring"), "uring");
+    assert.equal(diskMode("sync", "uring"), "sync");
+    assert.throws(() => diskMode("auto", "fast"), (e: unknown) => e instanceof DiskSelectError && /CHRONON_IO=fast/.test(e.message));
+  });
+
+  test("sync gives the portable backend without a notice", async () => {
+    const lines: string[] = [];
+    const disk = await selectDisk("sync", (line) => lines.push(line));
+    assert.equal(disk.name, "portable");
+    assert.deepEqual(lines, []);
+    await disk.close();
+  });
+
+  test("auto gives uring when available, else portable with exactly one notice naming the reason", async () => {
+    const saved = process.env.CHRONON_IO;
+    delete process.env.CHRONON_IO;
+    try {
+      const lines: string[] = [];
+      const disk = await selectDisk("auto", (line) => lines.push(line));
+      if (probe.ok) {
+        assert.equal(disk.name, "uring");
+        assert.deepEqual(lines, []);
+      } else {
+        assert.equal(disk.name, "portable");
+        assert.equal(lines.length, 1);
+        assert.ok(lines[0]!.includes(probe.reason));
+      }
+      await disk.close();
+    } finally {
+      if (saved !== undefined) process.env.CHRONON_IO = saved;
+    }
+  });
+
+  test("uring when unavailable is an error that says why, never a silent fallback", async () => {
+    const saved = process.env.CHRONON_URING_SHIM;
+    // A fresh shim path makes the ring unavailable even where io_uring works.
+    process.env.CHRONON_URING_SHIM = path.join(root, "missing-shim.so");
+    try {
+      await assert.rejects(selectDisk("uring", () => assert.fail("no notice expected")), (e: unknown) => e instanceof DiskSelectError && /no io_uring shim built/.test(e.message));
+      const lines: string[] = [];
+      const disk = await selectDisk("auto", (line) => lines.push(line));
+      if (process.env.CHRONON_IO === undefined || process.env.CHRONON_IO === "auto") {
+        assert.equal(disk.name, "portable");
+        assert.equal(lines.length, 1);
+        assert.match(lines[0]!, /^chronon: io_uring unavailable \(no io_uring shim built/);
+      }
+      await disk.close();
+    } finally {
+      if (saved === undefined) delete process.env.CHRONON_URING_SHIM;
+      else process.env.CHRONON_URING_SHIM = saved;
+    }
+  });
+});
