@@ -56,3 +56,4 @@ export { Executor } from "./src/kernel/executor.ts";
 export type { ExecutorOptions, KernelStatus } from "./src/kernel/executor.ts";
 export { EffectRunner } from "./src/kernel/effect_runner.ts";
 export type { EffectHandler, EffectRunnerOptions } from "./src/kernel/effect_runner.ts";
+export * from "./src/client/mod.ts";

@@ -37,6 +37,8 @@ export class FakeHandle implements NodeHandle {
   /** When set, every call answers this error. */
   outage: ApiError | null = null;
   recovering = false;
+  /** When set, submits are applied (as usual) but never answered. */
+  hang = false;
   readonly metrics = new MetricsRegistry();
 
   constructor(readonly cluster: FakeCluster, readonly replica: number) {
@@ -71,6 +73,7 @@ export class FakeHandle implements NodeHandle {
     if (entry === undefined) return Promise.resolve({ ok: false, error: { code: "session_evicted", message: "session evicted" } });
     if (request.request < entry.request) return Promise.resolve({ ok: false, error: { code: "bad_request", message: "stale request" } });
     if (request.request === entry.request) {
+      if (this.hang) return new Promise(() => {});
       return Promise.resolve(entry.error !== null ? { ok: false, error: entry.error } : { ok: true, value: entry.reply! });
     }
     const event = request.event as { add?: number; fail?: string };
@@ -84,7 +87,7 @@ export class FakeHandle implements NodeHandle {
       entry.reply = { reply: { counter: this.cluster.counter, echo: request.event }, op: this.cluster.applied.length };
       entry.error = null;
     }
-    if (this.cluster.afterApply?.(this.replica) === "hang") return new Promise(() => {});
+    if (this.cluster.afterApply?.(this.replica) === "hang" || this.hang) return new Promise(() => {});
     return Promise.resolve(entry.error !== null ? { ok: false, error: entry.error } : { ok: true, value: entry.reply! });
   }
 

@@ -14,9 +14,9 @@ function setup(options: Partial<ApiOptions> = {}) {
   cluster.apiUrls = ["http://r0", "http://r1", "http://r2"];
   const handle = cluster.handles[0]!;
   const app = createApi(handle, { readAccess: "public", bodySizeMax: 4096, requestTimeoutMs: 200, ...options });
-  const call = (method: string, path: string, init: { json?: unknown; cbor?: unknown; raw?: BodyInit; type?: string; headers?: Record<string, string> } = {}) => {
+  const call = (method: string, path: string, init: { json?: unknown; cbor?: unknown; raw?: string | Uint8Array<ArrayBuffer>; type?: string; headers?: Record<string, string> } = {}) => {
     const headers: Record<string, string> = { ...init.headers };
-    let body: BodyInit | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (init.json !== undefined) {
       body = JSON.stringify(init.json);
       headers["content-type"] = "application/json";
@@ -94,10 +94,10 @@ describe("sessions and requests", () => {
     const { call, cluster, handle } = setup();
     await call("POST", "/v1/sessions", { json: { session } });
     cluster.primary = 2;
-    const notPrimary = await expectError(await call("POST", "/v1/requests", { json: { session, request: 1, event: {} } }), 421, "not_primary");
+    const notPrimary = await expectError(await call("POST", "/v1/requests", { json: { session, request: 1, event: {} } }), 409, "not_primary");
     assert.equal(notPrimary.primary, "http://r2");
     cluster.primary = 0;
-    await expectError(await call("POST", "/v1/requests", { json: { session: "cd".repeat(16), request: 1, event: {} } }), 409, "session_evicted");
+    await expectError(await call("POST", "/v1/requests", { json: { session: "cd".repeat(16), request: 1, event: {} } }), 410, "session_evicted");
     handle.outage = { code: "unavailable", message: "no quorum" };
     await expectError(await call("POST", "/v1/requests", { json: { session, request: 1, event: {} } }), 503, "unavailable");
     handle.outage = null;
@@ -154,7 +154,7 @@ describe("reads", () => {
     cluster.primary = 1;
     const stale = await call("POST", "/v1/queries?consistency=stale", { json: { query: "counter" } });
     assert.equal(stale.status, 200);
-    await expectError(await call("POST", "/v1/queries", { json: { query: "counter" } }), 421, "not_primary");
+    await expectError(await call("POST", "/v1/queries", { json: { query: "counter" } }), 409, "not_primary");
   });
 
   test("effects are listed by status and a dead-lettered one is retried; an unknown id is not_found", async () => {

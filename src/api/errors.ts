@@ -18,9 +18,11 @@ export type ApiErrorCode =
   | "timeout"; //        INDEFINITE: no answer in time; the request may or may not have been applied
 
 /** Every code with its HTTP status. */
+// not_primary is 409, not 421 Misdirected Request: fetch implementations (undici) resend a
+// request answered with 421 on their own, which would hide the hint and double the call.
 export const apiErrorStatus: Readonly<Record<ApiErrorCode, number>> = {
-  not_primary: 421,
-  session_evicted: 409,
+  not_primary: 409,
+  session_evicted: 410,
   too_large: 413,
   bad_request: 400,
   rejected: 422,
