@@ -1,0 +1,47 @@
+/**
+ * Builds what the replica needs at start from its own disk: the superblock, the latest
+ * valid checkpoint, the headers of the entries after it, and the ops that failed
+ * verification (to be repaired from peers).
+ * @module
+ */
+import type { CheckpointStore, CheckpointFault } from "../storage/checkpoint_store.ts";
+import type { DataDir } from "../storage/data_dir.ts";
+import type { RecoveredState } from "../vsr/replica_api.ts";
+
+/** The recovered state plus what an operator should hear about. */
+export interface Recovery {
+  readonly state: RecoveredState;
+  /** Checkpoint files that were newer than the one used but could not be trusted. */
+  readonly checkpointFaults: readonly CheckpointFault[];
+}
+
+/** Reads the replica's durable state from an open data dir. */
+export async function recoverReplicaState(dataDir: DataDir, checkpoints: CheckpointStore, intact: boolean): Promise<Recovery> {
+  const superblock = dataDir.superblock.state;
+  const journal = dataDir.journal;
+  const { latest, faults } = await checkpoints.latest();
+  const checkpointOp = latest?.op ?? 0;
+  const faulty = new Set(journal.faultyOps());
+  const headers: Uint8Array[] = [];
+  const first = Math.max(checkpointOp + 1, journal.opMin);
+  for (let op = first; op <= journal.opHead; op++) {
+    if (faulty.has(op)) continue;
+    const header = await journal.headerAt(op);
+    if (header !== null) headers.push(header);
+  }
+  return {
+    state: {
+      superblock: {
+        view: superblock.view,
+        logView: superblock.logView,
+        commit: superblock.commit,
+        checkpointOp: Math.max(checkpointOp, 0),
+      },
+      checkpoint: latest === null ? null : { op: latest.op, bytes: latest.bytes },
+      headers,
+      faultyOps: [...faulty].filter((op) => op > checkpointOp).sort((a, b) => a - b),
+      intact,
+    },
+    checkpointFaults: faults,
+  };
+}
