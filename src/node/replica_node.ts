@@ -1,0 +1,303 @@
+/**
+ * One real replica: wires the disk, the journal, the replica bus, the clock and timers,
+ * the pure replica, the kernel's executor and effect runner, and the HTTP API.
+ *
+ * The driver loop follows the contract in src/vsr/replica_api.ts: every input (a tick, a
+ * message, a request, a storage completion) is handed to the replica, then its `ready()`
+ * outputs are carried out in order: storage actions, messages, client replies. Outputs are
+ * pumped once per microtask burst, so a flood of inputs is answered with one batch.
+ * @module
+ */
+import process from "node:process";
+import { join } from "node:path";
+import { assert } from "../assert.ts";
+import { createApi } from "../api/app.ts";
+import { fsyncSecondsBuckets, latencySecondsBuckets, MetricsRegistry } from "../api/metrics.ts";
+import type { NodeStatus } from "../api/node_handle.ts";
+import { serve } from "../api/serve.ts";
+import type { ServerHandle } from "../api/serve.ts";
+import type { App } from "../app/app.ts";
+import { formatClusterId } from "../storage/cluster_id.ts";
+import { CheckpointStore } from "../storage/checkpoint_store.ts";
+import { formatDataDir, openDataDir } from "../storage/data_dir.ts";
+import type { DataDir } from "../storage/data_dir.ts";
+import { selectDisk } from "../storage/disk_select.ts";
+import type { Disk } from "../storage/disk.ts";
+import { EffectRunner } from "../kernel/effect_runner.ts";
+import type { EffectHandler } from "../kernel/effect_runner.ts";
+import { Executor } from "../kernel/executor.ts";
+import { Bus } from "../net/bus.ts";
+import type { ReplicaConfig, ReplicaCore, RecoveredState, ReplicaStatus } from "../vsr/replica_api.ts";
+import type { StateMachine } from "../vsr/state_machine.ts";
+import type { ClusterConfig } from "./config.ts";
+import { readSecret } from "./config.ts";
+import { ReplicaHandle } from "./handle.ts";
+import { recoverReplicaState } from "./recover.ts";
+import { StorageDriver } from "./storage_driver.ts";
+
+/** Builds the pure replica (src/vsr) from its configuration, state machine and recovered state. */
+export type ReplicaFactory = (config: ReplicaConfig, stateMachine: StateMachine, recovered: RecoveredState) => ReplicaCore;
+
+/** Options of {@link startReplica}. */
+export interface StartOptions {
+  readonly config: ClusterConfig;
+  /** This replica's index in `config.replicas`. */
+  readonly replica: number;
+  /** The application. */
+  readonly app: App;
+  /** The replica implementation (src/vsr). */
+  readonly createReplica: ReplicaFactory;
+  /** Format the data dir when it does not exist yet. */
+  readonly format?: boolean;
+  /** Handlers of custom effect kinds. */
+  readonly effectHandlers?: Readonly<Record<string, EffectHandler>>;
+  /** Where operator-facing lines go (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** `CHRONON_IO` override. */
+  readonly io?: "auto" | "uring" | "sync";
+}
+
+/** A running replica. */
+export interface RunningReplica {
+  readonly replica: number;
+  /** The bound API and bus ports (real ones when the config asked for port 0). */
+  readonly apiPort: number;
+  readonly busPort: number;
+  status(): ReplicaStatus;
+  /** Stops timers, the API, the bus and the effect runner, then closes the data dir. */
+  stop(): Promise<void>;
+}
+
+/** Starts one replica of `options.config` and resolves once it listens. */
+export async function startReplica(options: StartOptions): Promise<RunningReplica> {
+  const { config, replica: index } = options;
+  assert(index >= 0 && index < config.replicas.length, "replica index within the configuration");
+  const log = options.log ?? ((line: string) => console.error(line));
+  const me = config.replicas[index]!;
+  const prefix = `chronon[${index}]`;
+
+  const disk: Disk = await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`));
+  if (!(await disk.exists(join(me.dataDir, "identity")))) {
+    if (options.format !== true) {
+      const { NotFormattedError } = await import("../storage/errors.ts");
+      throw new NotFormattedError(me.dataDir, "no data dir here; start with --format to create it, or run `chronon format`");
+    }
+    await formatDataDir(disk, me.dataDir, { cluster: config.cluster, replica: index, replicaCount: config.replicas.length });
+    log(`${prefix} formatted ${me.dataDir} for cluster ${config.clusterName} (${formatClusterId(config.cluster)})`);
+  }
+  const dataDir: DataDir = await openDataDir(disk, me.dataDir, { cluster: config.cluster });
+  if (dataDir.identity.replica !== index || dataDir.identity.replicaCount !== config.replicas.length) {
+    await dataDir.close();
+    const { DataDirError } = await import("../storage/errors.ts");
+    throw new DataDirError(me.dataDir, `belongs to replica ${dataDir.identity.replica} of ${dataDir.identity.replicaCount}, not ${index} of ${config.replicas.length}`);
+  }
+  for (const fault of dataDir.journal.faults()) {
+    log(`${prefix} journal fault at op ${fault.op} (${fault.path} offset ${fault.offset}): ${fault.kind} ${fault.detail}; it will be repaired from peers`);
+  }
+  const checkpoints = new CheckpointStore(disk, join(me.dataDir, "checkpoints"), config.cluster);
+  const executor = new Executor(options.app);
+  const { state: recovered, checkpointFaults } = await recoverReplicaState(dataDir, checkpoints, true);
+  for (const fault of checkpointFaults) log(`${prefix} checkpoint ${fault.path} not used: ${fault.reason}`);
+
+  const replicaConfig: ReplicaConfig = {
+    cluster: config.cluster,
+    replica: index,
+    replicaCount: config.replicas.length,
+    checkpointIntervalOps: config.checkpointIntervalOps,
+    clientSessionsMax: config.clientSessionsMax,
+    pipelineMax: 64,
+    batchRequestsMax: 256,
+    timeoutPrimaryTicks: Math.max(10, Math.round(500 / config.tickMs)),
+    heartbeatTicks: Math.max(1, Math.round(50 / config.tickMs)),
+  };
+  const core = options.createReplica(replicaConfig, executor, recovered);
+
+  // Metrics.
+  const metrics = new MetricsRegistry();
+  const fsyncSeconds = metrics.histogram("chronon_fsync_seconds", "Durable writes (journal batches, superblock, checkpoints), seconds.", fsyncSecondsBuckets, ["kind"]);
+  const requestSeconds = metrics.histogram("chronon_request_seconds", "Time from a request reaching this replica to its reply, seconds.", latencySecondsBuckets);
+  const viewChanges = metrics.counter("chronon_view_changes_total", "Views this replica has entered.");
+  let effectAttempts = 0;
+  let runnerAttemptsBase = 0;
+  metrics.collect("chronon_commit_op", "Highest committed op.", "gauge", () => core.status().commit);
+  metrics.collect("chronon_op", "Highest prepared op.", "gauge", () => core.status().op);
+  metrics.collect("chronon_view", "Current view.", "gauge", () => core.status().view);
+  metrics.collect("chronon_effect_attempts_total", "Effect attempts started by this replica.", "counter", () => effectAttempts + (runner?.attemptsStarted ?? 0) - runnerAttemptsBase);
+  metrics.collect("chronon_replies_waiting", "Client replies waited for.", "gauge", () => handle.pending);
+
+  // Storage.
+  const fatal = (error: unknown) => {
+    log(`${prefix} FATAL storage failure, stopping so recovery can run on restart: ${(error as Error).message ?? error}`);
+    process.exit(70);
+  };
+  const storage = new StorageDriver({
+    dataDir,
+    checkpoints,
+    fatal,
+    timer: (kind, ms) => fsyncSeconds.observe(ms / 1000, { kind }),
+    done: (id, result) => {
+      core.storageDone(id, result);
+      schedulePump();
+    },
+  });
+
+  // Bus.
+  const secret = readSecret(config.secret, "secret");
+  const bus = new Bus({
+    cluster: config.cluster,
+    replica: index,
+    addresses: config.replicas.map((r) => ({ host: r.bus.host, port: r.bus.port })),
+    secret,
+    log: (line) => log(`${prefix} ${line}`),
+  });
+  bus.onMessage((_from, bytes) => {
+    core.receive(bytes);
+    schedulePump();
+  });
+  metrics.collect("chronon_bus_frames_in_total", "Replica messages received.", "counter", () => bus.counters.framesIn);
+  metrics.collect("chronon_bus_frames_out_total", "Replica messages sent.", "counter", () => bus.counters.framesOut);
+  metrics.collect("chronon_bus_connections_dropped_total", "Peer connections dropped, by reason.", "counter", () =>
+    Object.entries(bus.counters.connectionsDropped).map(([reason, n]) => [{ reason }, n] as const));
+  metrics.collect("chronon_bus_messages_dropped_total", "Messages dropped because a peer's queue was full.", "counter", () => bus.counters.messagesDroppedQueueFull);
+
+  // Requests and replies.
+  const requestStarted = new Map<number, number>();
+  const handle = new ReplicaHandle({
+    request: (request) => {
+      requestStarted.set(request.token, performance.now());
+      core.request(request);
+      schedulePump();
+    },
+    query: (query) => {
+      core.query(query);
+      schedulePump();
+    },
+    status: () => nodeStatus(),
+    apiUrl: (i) => config.replicas[i]?.apiUrl ?? "",
+    metricsText: () => metrics.render(),
+    nowMs: () => Date.now(),
+  }, 10_000);
+
+  // The effect runner runs on the normal primary only, once it has committed the log it
+  // took over at the start of its view; it is fenced the moment that stops being true.
+  let runner: EffectRunner | null = null;
+  let viewSeen = recovered.superblock.view;
+  let viewStartOp = -1;
+  let lastCommit = -1;
+  const isPrimary = (view: number): boolean => {
+    const status = core.status();
+    return status.status === "normal" && status.view === view && status.primary === index;
+  };
+  const superviseRunner = (status: ReplicaStatus): void => {
+    if (status.view !== viewSeen) {
+      viewSeen = status.view;
+      viewChanges.inc();
+      viewStartOp = -1;
+    }
+    const primaryNow = status.status === "normal" && status.primary === index;
+    if (runner !== null && (!primaryNow || runner.view !== status.view)) {
+      effectAttempts += runner.attemptsStarted;
+      runner.stop();
+      runner = null;
+    }
+    if (!primaryNow) return;
+    if (viewStartOp < 0) viewStartOp = status.op;
+    if (runner === null && status.commit >= viewStartOp) {
+      runner = new EffectRunner({
+        executor,
+        view: status.view,
+        isPrimary,
+        submit: (operation, body) => handle.submitInternal(operation, body),
+        ...(options.effectHandlers === undefined ? {} : { handlers: options.effectHandlers }),
+        maxAttempts: config.effectAttemptsMax,
+        timeoutSignal: (ms) => AbortSignal.timeout(Math.min(ms, config.effectTimeoutMs)),
+      });
+      runner.start();
+      log(`${prefix} primary of view ${status.view}: effect runner started`);
+    } else if (runner !== null && status.commit !== lastCommit) {
+      runner.wake();
+    }
+    lastCommit = status.commit;
+  };
+
+  // The pump.
+  let pumpScheduled = false;
+  let stopped = false;
+  function schedulePump(): void {
+    if (pumpScheduled || stopped) return;
+    pumpScheduled = true;
+    queueMicrotask(pump);
+  }
+  function pump(): void {
+    pumpScheduled = false;
+    if (stopped) return;
+    const ready = core.ready();
+    if (ready.storage.length > 0) storage.run(ready.storage);
+    for (const message of ready.messages) bus.send(message.to, message.bytes);
+    for (const reply of ready.replies) {
+      const started = requestStarted.get(reply.token);
+      if (started !== undefined) {
+        requestStarted.delete(reply.token);
+        requestSeconds.observe((performance.now() - started) / 1000);
+      }
+      handle.deliver(reply);
+    }
+    superviseRunner(core.status());
+  }
+
+  function nodeStatus(): NodeStatus {
+    const status = core.status();
+    const peers = bus.peerStatus().map((peer) => ({ replica: peer.replica, connected: peer.connected }));
+    const primaryApi = status.primary >= 0 ? config.replicas[status.primary]?.apiUrl : undefined;
+    return {
+      cluster: formatClusterId(config.cluster),
+      replica: index,
+      replicaCount: config.replicas.length,
+      status: status.status,
+      view: status.view,
+      op: status.op,
+      commit: status.commit,
+      primary: status.primary,
+      ...(primaryApi === undefined ? {} : { primaryApi }),
+      peers,
+    };
+  }
+
+  await bus.start();
+  const api = createApi(handle, {
+    ...(config.token === null ? {} : { token: readSecret(config.token, "token") }),
+    readAccess: config.readAccess,
+    bodySizeMax: config.requestBodySizeMax,
+    metrics,
+  });
+  const server: ServerHandle = await serve(api, { hostname: me.api.host, port: me.api.port });
+
+  const tickTimer = setInterval(() => {
+    core.tick(Date.now());
+    handle.expire();
+    for (const [token, started] of requestStarted) {
+      if (performance.now() - started > 60_000) requestStarted.delete(token);
+    }
+    schedulePump();
+  }, config.tickMs);
+  log(`${prefix} started: bus ${me.bus.host}:${bus.port}, api http://${me.api.host}:${server.port}, data ${me.dataDir} (${disk.name} disk), op ${dataDir.journal.opHead}, commit ${recovered.superblock.commit}`);
+
+  return {
+    replica: index,
+    apiPort: server.port,
+    busPort: bus.port,
+    status: () => core.status(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(tickTimer);
+      runner?.stop();
+      handle.abandonAll();
+      await server.close();
+      await bus.close();
+      await storage.drain();
+      await dataDir.close();
+      await disk.close();
+    },
+  };
+}
