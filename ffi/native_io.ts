@@ -76,7 +76,8 @@ export interface Ring {
   reap(countMax: number): Completion[];
   /**
    * Resolves once at least one completion arrived since the previous call resolved,
-   * without blocking the event loop. Call it only while entries are in flight.
+   * without blocking the event loop. Call it only while entries are in flight, and only
+   * after {@link reap} came back empty: completions reaped late do not signal again.
    */
   waitCompletions(): Promise<void>;
   /** Releases the ring; every submitted entry must have completed. */

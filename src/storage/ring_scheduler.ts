@@ -107,8 +107,13 @@ export class RingScheduler {
     this.#reaping = true;
     try {
       while (this.#inflight.size > 0) {
-        await this.#ring.waitCompletions();
-        for (const completion of this.#ring.reap(this.#ring.entries * 2)) {
+        // The eventfd only signals completions posted after the last wait: drain first.
+        const ready = this.#ring.reap(this.#ring.entries * 2);
+        if (ready.length === 0) {
+          await this.#ring.waitCompletions();
+          continue;
+        }
+        for (const completion of ready) {
           const slot = this.#inflight.get(completion.tag);
           assert(slot !== undefined, `completion for unknown tag ${completion.tag}`);
           this.#inflight.delete(completion.tag);
