@@ -118,11 +118,10 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const requestSeconds = metrics.histogram("chronon_request_seconds", "Time from a request reaching this replica to its reply, seconds.", latencySecondsBuckets);
   const viewChanges = metrics.counter("chronon_view_changes_total", "Views this replica has entered.");
   let effectAttempts = 0;
-  let runnerAttemptsBase = 0;
   metrics.collect("chronon_commit_op", "Highest committed op.", "gauge", () => core.status().commit);
   metrics.collect("chronon_op", "Highest prepared op.", "gauge", () => core.status().op);
   metrics.collect("chronon_view", "Current view.", "gauge", () => core.status().view);
-  metrics.collect("chronon_effect_attempts_total", "Effect attempts started by this replica.", "counter", () => effectAttempts + (runner?.attemptsStarted ?? 0) - runnerAttemptsBase);
+  metrics.collect("chronon_effect_attempts_total", "Effect attempts started by this replica.", "counter", () => effectAttempts + (runner?.attemptsStarted ?? 0));
   metrics.collect("chronon_replies_waiting", "Client replies waited for.", "gauge", () => handle.pending);
 
   // Storage.
