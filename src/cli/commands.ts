@@ -9,5 +9,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   "crash-test": () => import("./commands/crash_test.ts").then((m) => m.command),
   format: () => import("./commands/format.ts").then((m) => m.command),
   inspect: () => import("./commands/inspect.ts").then((m) => m.command),
+  demo: () => import("./commands/demo.ts").then((m) => m.command),
   version: () => import("./commands/version.ts").then((m) => m.command),
 };
