@@ -15,11 +15,12 @@ import {
   operationEffectRetry, operationEvent,
 } from "../app/wire.ts";
 import type { KernelErrorCode } from "../app/wire.ts";
-import { operationRegister } from "../vsr/constants.ts";
 import type { ClientReply, ClientQuery, ClientRequest, ReplyError } from "../vsr/replica_api.ts";
 
 /** Replies a node waits for at once; past this, requests answer `unavailable`. */
 export const pendingRepliesMax = 16_384;
+/** Operation number of a session registration (request 0), one of the replica's own (0..15). */
+export const operationRegister = 1;
 /** The all-zero client id of internal operations (effect results, operator requests). */
 export const clientInternal = new Uint8Array(16);
 
