@@ -152,7 +152,9 @@ export const command: Command = {
       console.log("chronon demo summary (one replica)");
       console.log(`  transfers acknowledged   ${acked}`);
       console.log(`  transfers committed      ${committed.size} (overdrafts are rejected, not committed as transfers)`);
-      console.log(`  transfers rejected       ${JSON.stringify(report.rejections)}`);
+      const rejectedTotal = Object.values(report.rejections).reduce((a, b) => a + b, 0);
+      const reasons = Object.entries(report.rejections).map(([code, n]) => `${n} ${code}`).join(", ");
+      console.log(`  transfers rejected       ${rejectedTotal}${reasons === "" ? "" : ` (${reasons})`}`);
       console.log(`  crashes                  1 (SIGKILL)`);
       console.log(`  webhooks delivered       ${counts.deliveries} (${counts.duplicateDeliveries} duplicate deliveries, answered without applying again)`);
       console.log(`  webhooks applied         ${counts.applied}`);
