@@ -10,5 +10,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   format: () => import("./commands/format.ts").then((m) => m.command),
   inspect: () => import("./commands/inspect.ts").then((m) => m.command),
   demo: () => import("./commands/demo.ts").then((m) => m.command),
+  lincheck: () => import("./commands/lincheck.ts").then((m) => m.command),
   version: () => import("./commands/version.ts").then((m) => m.command),
 };
