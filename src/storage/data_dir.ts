@@ -38,6 +38,7 @@ import type { RecoveryResult } from "./recovery.ts";
 import { Superblock } from "./superblock.ts";
 import type { SuperblockReport } from "./superblock.ts";
 import { encodeSegmentHeader, segmentName } from "./segment.ts";
+import { rootEntry } from "../codec/entry_header.ts";
 
 /** The data dir format this code writes and reads. */
 export const dataDirFormatVersion = 1;
@@ -117,7 +118,8 @@ export async function formatDataDir(disk: Disk, path: string, identity: Identity
   });
   await superblock.close();
   const segment = await disk.open(`${path}/journal/${segmentName(1)}`, { create: true });
-  await segment.write(0, [encodeSegmentHeader({ cluster: identity.cluster, segment: 1, firstOp: 1 })], { sync: true });
+  const parent = rootEntry(identity.cluster).subarray(0, 16);
+  await segment.write(0, [encodeSegmentHeader({ cluster: identity.cluster, segment: 1, firstOp: 1, parent })], { sync: true });
   await segment.close();
   await disk.syncDirectory(`${path}/journal`);
   await disk.syncDirectory(path);

@@ -186,11 +186,14 @@ export class Journal {
     if (!(options.readOnly ?? false)) {
       const last = recovery.segments[recovery.segments.length - 1];
       if (last === undefined) {
-        await journal.#createSegment(1, recovery.index.opMax + 1);
+        await journal.#createSegment(1, recovery.index.opMax + 1, recovery.headChecksum, false);
       } else if (last.size < segmentHeaderSize) {
-        // The crash interrupted this segment's creation: give it its header again.
+        // The crash interrupted this segment's creation (or a reset's, before its base
+        // header was durable: the old journal stands): give it its header again.
         last.firstOp = recovery.index.opMax + 1;
-        await last.file.write(0, [encodeSegmentHeader({ cluster: options.cluster, segment: last.number, firstOp: last.firstOp })], { sync: true });
+        last.parent = recovery.headChecksum;
+        const header = encodeSegmentHeader({ cluster: options.cluster, segment: last.number, firstOp: last.firstOp, parent: last.parent });
+        await last.file.write(0, [header], { sync: true });
         last.size = segmentHeaderSize;
       }
     }
@@ -208,6 +211,17 @@ export class Journal {
   /** Checksum of the head entry's header (the root entry's when empty); null when the head is faulty. */
   get headChecksum(): Uint8Array | null {
     return this.#headChecksum;
+  }
+
+  /**
+   * Checksum of the header of op opMin − 1, which the first op held chains from: the root
+   * entry's when opMin is 1, else as the first segment's header records it (after
+   * releaseBefore or resetAfterCheckpoint); null when not recorded (a version 1 segment).
+   */
+  get startChecksum(): Uint8Array | null {
+    if (this.#index.opMin === 1) return this.#root.checksum;
+    const first = this.#segments[0];
+    return first !== undefined && first.firstOp === this.#index.opMin ? first.parent : null;
   }
 
   /** Every fault known: segment headers first, then ops in order. */
@@ -351,7 +365,7 @@ export class Journal {
     let segment = this.#segments[this.#segments.length - 1]!;
     assert(batch.firstOp === this.opHead + 1, "batches are written in op order");
     if (segment.size > segmentHeaderSize && segment.size + batch.bytes > this.#segmentSizeLimit) {
-      segment = await this.#createSegment(segment.number + 1, batch.firstOp);
+      segment = await this.#createSegment(segment.number + 1, batch.firstOp, batch.headers[0]!.subarray(32, 48), false);
     }
     const buffers: Uint8Array[] = [];
     const count = batch.headers.length;
@@ -374,12 +388,18 @@ export class Journal {
     this.stats.entries += count;
   }
 
-  async #createSegment(number: number, firstOp: number): Promise<SegmentState> {
+  /**
+   * Creates segment `number` holding ops from `firstOp` on, whose header records `parent`
+   * (op firstOp − 1's checksum; null: unknown) and, with `base`, that the journal starts
+   * there. Durable (file, header and directory entry) when it resolves.
+   */
+  async #createSegment(number: number, firstOp: number, parent: Uint8Array | null, base: boolean): Promise<SegmentState> {
     const path = `${this.directory}/${segmentName(number)}`;
     const file = await this.#disk.open(path, { create: true });
-    await file.write(0, [encodeSegmentHeader({ cluster: this.#options.cluster, segment: number, firstOp })], { sync: true });
+    const recorded = parent === null ? null : parent.slice(0, 16);
+    await file.write(0, [encodeSegmentHeader({ cluster: this.#options.cluster, segment: number, firstOp, parent: recorded, base })], { sync: true });
     await this.#disk.syncDirectory(this.directory);
-    const segment: SegmentState = { number, path, file, firstOp, size: segmentHeaderSize, pins: 0, released: false };
+    const segment: SegmentState = { number, path, file, firstOp, size: segmentHeaderSize, parent: recorded, pins: 0, released: false };
     this.#segments.push(segment);
     return segment;
   }
@@ -455,7 +475,7 @@ export class Journal {
     assert(op >= commit, `truncateAfter(${op}) would discard committed ops (commit ${commit})`);
     assert(this.#flushing === null && this.#queue.length === 0, "truncateAfter with appends in flight");
     if (op >= this.opHead) return;
-    assert(op >= this.opMin || (op === 0 && this.opMin === 1), `truncateAfter(${op}) below the released prefix`);
+    assert(op >= this.opMin - 1, `truncateAfter(${op}) below the released prefix (first op held ${this.opMin})`);
     const next = this.#index.get(op + 1);
     let segment = this.#segment(next.segment);
     let cut = next.offset;
@@ -474,7 +494,7 @@ export class Journal {
     segment.size = cut;
     this.#index.truncateAfter(op);
     for (const faultOp of [...this.#opFaults.keys()]) if (faultOp > op) this.#opFaults.delete(faultOp);
-    this.#headChecksum = op === 0 ? this.#root.checksum : await this.#checksumAt(op);
+    this.#headChecksum = op === this.opMin - 1 ? this.startChecksum : await this.#checksumAt(op);
     this.#queuedOp = op;
     this.#pushedOp = op;
     this.#queuedChecksum = this.#headChecksum;
@@ -510,6 +530,57 @@ export class Journal {
     const opMin = this.#segments[0]!.firstOp;
     this.#index.releaseBefore(opMin);
     for (const faultOp of [...this.#opFaults.keys()]) if (faultOp < opMin) this.#opFaults.delete(faultOp);
+  }
+
+  /**
+   * Starts the journal over after a checkpoint at `op` whose entry's header checksum is
+   * `checksum` (state transfer: the replica fell behind its peers' checkpoint). Everything
+   * held is discarded — all of it is older than the checkpoint or divergent and
+   * uncommitted — and the next append must be op + 1 with parent `checksum`.
+   *
+   * Durable when it resolves, and atomic across a crash: it first creates a new segment
+   * (the next number) whose header records op + 1, `checksum` and the flag "base", syncs
+   * it and the directory — the commit point: recovery treats every segment before the
+   * newest base as void — and only then removes the old segment files (never rewriting
+   * one; a file with a read in flight is closed after the read). A crash before the base
+   * header is durable leaves the old journal (an empty or headerless last segment is
+   * given an ordinary header at open); after it, the new one.
+   *
+   * Never discards a committed op the checkpoint does not cover: the superblock's commit
+   * must be at most `op`. No append may be in flight. A failure of any step fails the
+   * journal (like a failed append): the process restarts and recovers the durable state.
+   */
+  async resetAfterCheckpoint(op: number, checksum: Uint8Array): Promise<void> {
+    assertCount(op, "checkpoint op");
+    assert(!(this.#options.readOnly ?? false), "reset of a read-only journal");
+    assert(checksum.length === 16 && checksum.some((b) => b !== 0), "checkpoint entry checksum must be 16 bytes, not all zero");
+    const commit = this.#options.commit();
+    assert(commit <= op, `resetAfterCheckpoint(${op}) would discard committed ops above it (commit ${commit})`);
+    assert(this.#flushing === null && this.#queue.length === 0 && this.#waiters.length === 0, "resetAfterCheckpoint with appends in flight");
+    if (this.#failed !== null) throw this.#failed;
+    const start = checksum.slice();
+    const last = this.#segments[this.#segments.length - 1];
+    const number = (last === undefined ? 0 : last.number) + 1;
+    try {
+      await this.#createSegment(number, op + 1, start, true);
+      while (this.#segments.length > 1) {
+        await this.#dropSegment(this.#segments[0]!);
+        this.#segments.shift();
+      }
+      if (last !== undefined) await this.#disk.syncDirectory(this.directory);
+    } catch (error) {
+      // Which state is durable is unknown here: refuse further appends until a restart
+      // lets recovery decide (an append to the old state could be voided by the base).
+      this.#fail(error);
+      throw this.#failed!;
+    }
+    this.#index.reset(op + 1);
+    this.#opFaults.clear();
+    this.#otherFaults.length = 0;
+    this.#headChecksum = start;
+    this.#queuedOp = op;
+    this.#pushedOp = op;
+    this.#queuedChecksum = start;
   }
 
   /**
@@ -579,6 +650,10 @@ export class Journal {
   /** The header of `op` when it is held and not faulty (the root entry for op 0), else null. */
   async #validNeighbour(op: number): Promise<EntryHeader | null> {
     if (op === 0) return this.#root;
+    if (op === this.opMin - 1) {
+      const start = this.startChecksum;
+      return start === null ? null : { ...this.#root, op, checksum: start };
+    }
     if (!this.#index.has(op) || this.#index.get(op).fault !== "none") return null;
     const bytes = await this.headerAt(op);
     return bytes === null ? null : decodeHeader(bytes);

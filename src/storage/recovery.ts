@@ -63,6 +63,8 @@ export interface SegmentState {
   firstOp: number;
   /** Bytes in use: where the next entry goes (for the last segment). */
   size: number;
+  /** Checksum of op firstOp − 1's header as the segment header records it; null when not recorded. */
+  parent: Uint8Array | null;
   /** Reads in flight; the file is closed only when none remain. */
   pins: number;
   released: boolean;
@@ -80,6 +82,11 @@ export interface RecoveryResult {
   readonly headChecksum: Uint8Array | null;
   /** The torn tail that was (or, read-only, would be) truncated. */
   readonly tornTail: { readonly path: string; readonly offset: number; readonly bytes: number } | null;
+  /**
+   * Segments before the newest base segment (a reset after a checkpoint that a crash
+   * interrupted before it removed them): void, removed (read-only: would be removed).
+   */
+  readonly discarded: readonly string[];
   readonly bytesScanned: number;
 }
 
@@ -128,6 +135,7 @@ class Scan {
   readonly index = new OpIndex();
   readonly opFaults = new Map<number, JournalFault>();
   readonly otherFaults: JournalFault[] = [];
+  readonly discarded: string[] = [];
   tornTail: RecoveryResult["tornTail"] = null;
   bytesScanned = 0;
   readonly #disk: Disk;
@@ -153,22 +161,46 @@ class Scan {
       const file = await this.#disk.open(path, { create: false });
       const size = await file.size();
       files.push({ n, path, file, size });
-      this.#bytesTotal += size;
     }
+    // A base segment (resetAfterCheckpoint) voids every segment before it: a reset removes
+    // them after the base is durable, and a crash may have left some behind.
+    const base = await this.#lastBase(files);
+    const voided = files.splice(0, base);
+    for (const { file } of voided) await file.close();
+    for (const { size } of files) this.#bytesTotal += size;
     for (let i = 0; i < files.length; i++) {
       const { n, path, file, size } = files[i]!;
-      const segment: SegmentState = { number: n, path, file, firstOp: -1, size, pins: 0, released: false };
+      const segment: SegmentState = { number: n, path, file, firstOp: -1, size, parent: null, pins: 0, released: false };
       this.segments.push(segment);
       await this.#scanSegment(segment, size, i === files.length - 1);
     }
     await this.#finish();
+    // Removed only once everything else checked out: a refused data dir stays untouched.
+    for (const { path } of voided) {
+      this.discarded.push(path);
+      if (!this.#options.readOnly) await this.#disk.remove(path);
+    }
+    if (voided.length > 0 && !this.#options.readOnly) await this.#disk.syncDirectory(this.#directory);
+  }
+
+  /** Index in `files` of the newest segment whose valid header of this cluster is a base; 0 when none. */
+  async #lastBase(files: readonly { n: number; file: DiskFile; size: number }[]): Promise<number> {
+    for (let i = files.length - 1; i > 0; i--) {
+      const { n, file, size } = files[i]!;
+      if (size < segmentHeaderSize) continue;
+      const decoded = decodeSegmentHeader(await file.read(0, segmentHeaderSize));
+      if (typeof decoded === "string" || !decoded.base || decoded.segment !== n) continue;
+      if (checksumEqual(decoded.cluster, this.#options.cluster)) return i;
+    }
+    return 0;
   }
 
   result(): RecoveryResult {
     let headChecksum: Uint8Array | null = null;
-    if (this.index.count === 0) {
-      headChecksum = this.index.opMin === 1 ? this.#root.checksum : null;
+    if (this.index.count === 0 && this.index.opMin === 1) {
+      headChecksum = this.#root.checksum;
     } else if (this.#previous !== null && this.#previous.op === this.index.opMax) {
+      // (With no entry held, #previous is the recorded start of the journal, if any.)
       headChecksum = this.#previous.checksum;
     }
     return {
@@ -178,6 +210,7 @@ class Scan {
       otherFaults: this.otherFaults,
       headChecksum,
       tornTail: this.tornTail,
+      discarded: this.discarded,
       bytesScanned: this.bytesScanned,
     };
   }
@@ -195,12 +228,16 @@ class Scan {
     if (!this.opFaults.has(fault.op)) this.opFaults.set(fault.op, fault);
   }
 
-  /** The first op seen fixes where the index starts (op 1 chains to the root entry). */
-  #begin(op: number): void {
+  /**
+   * The first op seen fixes where the index starts. Op 1 chains to the root entry; a later
+   * first op to the parent its segment header records (after releaseBefore or a reset),
+   * when recorded (version 1 segments do not: the chain is then checked from that op on).
+   */
+  #begin(op: number, parent: Uint8Array | null = null): void {
     if (this.#expected !== null) return;
     this.#expected = op;
     this.index.reset(op);
-    this.#previous = op === 1 ? this.#root : null;
+    this.#previous = op === 1 ? this.#root : parent === null ? null : { ...this.#root, op: op - 1, checksum: parent };
   }
 
   async #scanSegment(segment: SegmentState, fileSize: number, last: boolean): Promise<void> {
@@ -222,7 +259,8 @@ class Scan {
       } else {
         headerOk = true;
         segment.firstOp = decoded.firstOp;
-        this.#atFirstOp(segment, decoded.firstOp);
+        segment.parent = decoded.parent;
+        this.#atFirstOp(segment, decoded.firstOp, decoded.parent);
       }
     }
     let position = Math.min(segmentHeaderSize, fileSize);
@@ -275,9 +313,9 @@ class Scan {
     return true;
   }
 
-  #atFirstOp(segment: SegmentState, firstOp: number): void {
+  #atFirstOp(segment: SegmentState, firstOp: number, parent: Uint8Array | null): void {
     if (this.#expected === null) {
-      this.#begin(firstOp);
+      this.#begin(firstOp, parent);
       return;
     }
     this.#resolveDamage(firstOp);
