@@ -18,6 +18,7 @@ import { DiskError } from "./disk.ts";
 import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
 import { PortableDisk } from "./disk_portable.ts";
 import { RingScheduler } from "./ring_scheduler.ts";
+import type { RingSchedulerOptions } from "./ring_scheduler.ts";
 import { errnoName, IoError, loadNativeIo, NativeIoUnavailable } from "../../ffi/mod.ts";
 import type { NativeBuffer, NativeIo, Ring } from "../../ffi/mod.ts";
 
@@ -314,10 +315,10 @@ class NativeDisk implements Disk {
   readonly #files = new Set<NativeFile>();
   #closed = false;
 
-  constructor(io: NativeIo, ring: Ring | null) {
+  constructor(io: NativeIo, ring: Ring | null, options: RingSchedulerOptions = {}) {
     this.io = io;
     this.#ring = ring;
-    this.#scheduler = ring === null ? null : new RingScheduler(ring);
+    this.#scheduler = ring === null ? null : new RingScheduler(ring, options);
     this.engine = this.#scheduler === null ? new DirectSyncEngine(io) : new RingEngine(this.#scheduler);
     this.name = ring === null ? "direct-sync" : "uring";
   }
@@ -386,11 +387,11 @@ async function nativeIo(): Promise<NativeIo> {
  * @example
  * try { disk = await createUringDisk(); } catch (e) { if (e instanceof UringUnavailable) console.log(e.reason); }
  */
-export async function createUringDisk(options: { readonly ringEntries?: number } = {}): Promise<Disk> {
+export async function createUringDisk(options: { readonly ringEntries?: number; readonly pollMicros?: number } = {}): Promise<Disk> {
   const io = await nativeIo();
   const opened = io.openRing(options.ringEntries ?? ringEntriesDefault);
   if (!opened.ok) throw new UringUnavailable(opened.reason, opened.code);
-  return new NativeDisk(io, opened.ring);
+  return new NativeDisk(io, opened.ring, options.pollMicros === undefined ? {} : { pollMicros: options.pollMicros });
 }
 
 /**
