@@ -366,9 +366,13 @@ export class Bus {
   private flush(peer: Peer): void {
     const connection = peer.connection;
     if (connection === null || !connection.isOpen) return;
+    if (peer.queueCount === 0) return;
+    // Corked, the frames of one flush leave in one write system call instead of one each.
+    connection.socket.cork();
     while (peer.queueCount > 0 && connection.writable) {
       connection.send(peer.shift());
     }
+    connection.socket.uncork();
   }
 
   private logOnce(where: string, reason: string, line: string): void {
