@@ -31,7 +31,7 @@ import type { ReplicaConfig, ReplicaCore, RecoveredState, ReplicaStatus } from "
 import type { StateMachine } from "../vsr/state_machine.ts";
 import type { ClusterConfig } from "./config.ts";
 import { readSecret } from "./config.ts";
-import { ReplicaHandle } from "./handle.ts";
+import { pendingRepliesMax, ReplicaHandle } from "./handle.ts";
 import { recoverReplicaState } from "./recover.ts";
 import { StorageDriver } from "./storage_driver.ts";
 
@@ -163,7 +163,8 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const requestStarted = new Map<number, number>();
   const handle = new ReplicaHandle({
     request: (request) => {
-      requestStarted.set(request.token, performance.now());
+      // Bounded like the waiters themselves: latency is sampled, never an unbounded table.
+      if (requestStarted.size < pendingRepliesMax) requestStarted.set(request.token, performance.now());
       core.request(request);
       schedulePump();
     },
