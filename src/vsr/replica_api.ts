@@ -17,6 +17,16 @@
  *
  * Change log:
  * - v1 (lead): first version.
+ * - v2 (vsr): ReplyError gains "invalid_operation" (a reserved operation number, or a
+ *   session operation on the all-zero internal client). ReplicaStatus gains optional `voting` (false
+ *   while a replica that lost its disk catches up; a driver that formats a fresh disk must
+ *   keep reporting intact=false on later restarts until it has seen voting=true) and
+ *   `commitMax` (highest op known committed; `commit` is the highest applied). Storage
+ *   order rules spelled out: `repair_entry` overwrites one op in place (a faulty entry, or
+ *   a stale one from an old view below entries that are kept); after a state transfer's
+ *   `write_checkpoint` + `release`, the next `write_entry` may be at checkpoint op + 1 even
+ *   if the journal's head was lower (the ops between are covered by the checkpoint).
+ *   `freshRecoveredState()` (replica.ts) is the RecoveredState of a brand-new replica.
  * @module
  */
 import type { StateMachine } from "./state_machine.ts";
@@ -75,7 +85,8 @@ export type ReplyError =
   | "too_large"        // definite: body exceeds the limit
   | "busy"             // definite: queue full, retry later
   | "stale_request"    // definite: request number older than the session's latest
-  | "query_failed";    // definite: the state machine's query threw
+  | "query_failed"     // definite: the state machine's query threw
+  | "invalid_operation"; // definite: reserved operation number (0..15) or misuse of the internal client
 
 /** The answer to a request or a query, delivered to the token's owner. */
 export interface ClientReply {
@@ -162,6 +173,10 @@ export interface ReplicaStatus {
   readonly primary: ReplicaIndex;
   readonly checkpointOp: number;
   readonly droppedForeignCluster: number;
+  /** False while a replica that lost its disk catches up: it neither votes nor acknowledges. */
+  readonly voting?: boolean;
+  /** Highest op known committed (`commit` is the highest applied). */
+  readonly commitMax?: number;
 }
 
 /** The replica as the drivers see it (implemented in src/vsr). */

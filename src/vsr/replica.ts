@@ -1,0 +1,1312 @@
+/**
+ * The replica: Viewstamped Replication (Revisited, with log_view and the corrections in
+ * DESIGN.md) as a pure state machine. Inputs: `tick`, `receive`, `request`, `query`,
+ * `storageDone`. Outputs: `ready()` (storage actions, messages, client replies). No clock,
+ * timer, randomness or I/O inside; see replica_api.ts for the driver contract and
+ * docs/protocol.md for the protocol message by message.
+ *
+ * Statuses:
+ * - normal: the primary prepares and commits; backups replicate and acknowledge;
+ * - view_change: collecting start_view_change / do_view_change for `view`;
+ * - recovering: restarted, or learned of a newer view; waits for a start_view.
+ * @module
+ */
+import { assert, assertCount } from "../assert.ts";
+import { checksumEqual } from "../codec/checksum.ts";
+import { checksum } from "../codec/checksum.ts";
+import {
+  decodeHeader, encodeEntry, entryBodySizeMax, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+} from "../codec/entry_header.ts";
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
+import { ClientTable, clientKey, isInternalClient, type StoredReply } from "./client_table.ts";
+import {
+  checkpointChunkSizeMax, messageBodySizeMax, messageHeadersMax, operationRegister, queriesPendingMax,
+  queryRetryTicks, repairBurstMax, requestQueueMax, retransmitBurstMax, retransmitTicks, viewChangeBackoffMax,
+} from "./constants.ts";
+import { LogWindow, type Slot } from "./log.ts";
+import { decodeMessage, encodeMessage, ForeignClusterError, type Message, type MessageBody, MessageError, type WireEntry } from "./message.ts";
+import { primaryOf, quorumOp, quorumSize, winningClaim } from "./quorum.ts";
+import type {
+  ClientQuery, ClientReply, ClientRequest, Outbound, Ready, RecoveredState, ReplicaConfig, ReplicaCore,
+  ReplicaStatus, ReplyError, StorageAction, StorageResult, SuperblockState,
+} from "./replica_api.ts";
+import { operationStateMachineMin, type StateMachine } from "./state_machine.ts";
+
+/** A do_view_change as the new primary keeps it. */
+interface Claim {
+  readonly replica: number;
+  readonly logView: number;
+  readonly op: number;
+  readonly commit: number;
+  readonly checkpointOp: number;
+  readonly headers: readonly Uint8Array[];
+}
+
+/** A linearizable query waiting for its quorum round and for the commit it must see. */
+interface PendingQuery {
+  readonly token: number;
+  readonly body: Uint8Array;
+  /** The primary must have applied at least this op (its commit when the query arrived). */
+  readonly commitNeeded: number;
+  /** The ping round whose quorum confirms primacy after the query arrived. */
+  readonly nonce: number;
+}
+
+/** A storage action in flight, as the replica remembers it. */
+type PendingAction =
+  | { readonly kind: "entry"; readonly op: number }
+  | { readonly kind: "read"; readonly op: number }
+  | { readonly kind: "superblock"; readonly superblock: SuperblockState }
+  | { readonly kind: "checkpoint"; readonly op: number }
+  | { readonly kind: "other" };
+
+/** State transfer in progress: assembling a peer's checkpoint. */
+interface Transfer {
+  readonly op: number;
+  readonly checksum: Uint8Array;
+  readonly size: number;
+  readonly from: number;
+  readonly chunks: Uint8Array[];
+  received: number;
+}
+
+/** Counters exported for metrics and checked by the tests. */
+export interface ReplicaCounters {
+  droppedForeignCluster: number;
+  droppedMalformed: number;
+  droppedOtherwise: number;
+  stateTransfers: number;
+  repairsRequested: number;
+}
+
+/**
+ * Builds the recovered state of a brand-new replica (empty disk, never run before).
+ * `intact` is true: a fresh cluster member has promised nothing yet.
+ */
+export function freshRecoveredState(): RecoveredState {
+  return {
+    superblock: { view: 0, logView: 0, commit: 0, checkpointOp: 0 },
+    checkpoint: null,
+    headers: [],
+    faultyOps: [],
+    intact: true,
+  };
+}
+
+/** The replica core. */
+export class Replica implements ReplicaCore {
+  readonly stateMachine: StateMachine;
+  readonly config: ReplicaConfig;
+  /** f+1. */
+  readonly quorum: number;
+  /** Counters (monotonic). */
+  readonly counters: ReplicaCounters = {
+    droppedForeignCluster: 0, droppedMalformed: 0, droppedOtherwise: 0, stateTransfers: 0, repairsRequested: 0,
+  };
+
+  /** Current status; see the module comment. */
+  #status: ReplicaStatus["status"] = "recovering";
+  /** Current view; never decreases. Invariant: view ≥ logView. */
+  #view: number;
+  /** Last view in which this replica was normal; its log is that view's log. */
+  #logView: number;
+  /** The log after the latest checkpoint. */
+  #log: LogWindow;
+  /** Highest op applied to the state machine (all replicas). Invariant: commitMin ≤ commitMax. */
+  #commitMin: number;
+  /** Highest op known committed (may run ahead of the log while catching up). */
+  #commitMax: number;
+  /** Op of the latest durable checkpoint; its bytes are kept for state transfer. */
+  #checkpointOp: number;
+  #checkpointBytes: Uint8Array;
+  /** A checkpoint being written: its op, blob and anchor header. */
+  #checkpointWriting: { op: number; bytes: Uint8Array; header: Uint8Array } | null = null;
+  /** Replicated client sessions. */
+  readonly #clients: ClientTable;
+  /** Highest op issued to the disk contiguously (the disk's head). */
+  #writtenOp: number;
+  /** Whether this replica may vote and count in quorums (false after a lost disk). */
+  #voting: boolean;
+  /** A non-voting replica votes again once it has applied this op (the view's commit). */
+  #catchUpCommit: number | null = null;
+
+  #nowMs = 0;
+  #nextId = 1;
+  readonly #pending = new Map<number, PendingAction>();
+  #storage: StorageAction[] = [];
+  #messages: Outbound[] = [];
+  #replies: ClientReply[] = [];
+  #superblockDurable: SuperblockState;
+  #readsPending = 0;
+
+  // Primary (normal status) only.
+  /** Highest op each replica acknowledged durable in this view (-1: unknown). */
+  #acks: number[];
+  readonly #queue: ClientRequest[] = [];
+  readonly #inflight = new Map<string, { request: number; token: number }>();
+  readonly #replyTokens = new Map<number, number>();
+  /** Last op of each prepare in flight (the pipeline). */
+  #batches: number[] = [];
+  /** The log head when this primary became normal: every op a previous primary may have acknowledged. */
+  #viewStartOp = 0;
+  #heartbeatTicks = 0;
+  #retransmitTicks = 0;
+
+  // Backup only.
+  #primarySilentTicks = 0;
+
+  // View change.
+  readonly #svcFrom = new Set<number>();
+  readonly #claims = new Map<number, Claim>();
+  #dvcSent = false;
+  #viewChangeTicks = 0;
+  #viewChangeBackoff = 1;
+
+  // Reads.
+  #queries: PendingQuery[] = [];
+  #nonce = 0;
+  #pingOutstanding: number | null = null;
+  readonly #pongs = new Set<number>();
+  #confirmedNonce = 0;
+  #pingTicks = 0;
+
+  // Catch-up.
+  #peerCheckpoint = { op: 0, replica: -1 };
+  #transfer: Transfer | null = null;
+  #repairRound = 0;
+
+  /** Starts a replica from what its disk held (see {@link freshRecoveredState}). */
+  constructor(config: ReplicaConfig, stateMachine: StateMachine, recovered: RecoveredState) {
+    validateConfig(config);
+    this.config = config;
+    this.stateMachine = stateMachine;
+    this.quorum = quorumSize(config.replicaCount);
+    this.#clients = new ClientTable(config.clientSessionsMax);
+    this.#acks = new Array<number>(config.replicaCount).fill(-1);
+    const sb = recovered.superblock;
+    assert(sb.logView <= sb.view, "recovered logView ≤ view");
+    this.#view = sb.view;
+    this.#logView = sb.logView;
+    this.#superblockDurable = sb;
+
+    let anchor = rootEntry(config.cluster);
+    let checkpointOp = 0;
+    if (recovered.checkpoint !== null) {
+      const parts = decodeCheckpoint(recovered.checkpoint.bytes);
+      assert(parts.op === recovered.checkpoint.op, "checkpoint op matches its blob");
+      stateMachine.restore(parts.state);
+      this.#clients.restore(parts.clients);
+      anchor = parts.header;
+      checkpointOp = parts.op;
+    }
+    this.#checkpointOp = checkpointOp;
+    this.#checkpointBytes = recovered.checkpoint?.bytes ?? encodeCheckpoint({
+      op: 0, header: anchor, state: stateMachine.snapshot(), clients: this.#clients.encode(),
+    });
+    this.#log = new LogWindow(anchor);
+    this.#commitMin = checkpointOp;
+    this.#commitMax = Math.max(sb.commit, checkpointOp);
+    this.#writtenOp = checkpointOp;
+    // The disk holds entries of the log of `logView` (the replica only writes trusted
+    // entries), so every recovered header is trusted; faulty ops are holes to repair.
+    for (const bytes of recovered.headers) {
+      assert(verifyHeader(bytes) === null, "recovered headers are verified by storage");
+      const header = decodeHeader(bytes);
+      if (header.op <= checkpointOp) continue;
+      const slot = this.#log.put(bytes.slice(0, entryHeaderSize), null, true);
+      slot.durable = true;
+      this.#writtenOp = Math.max(this.#writtenOp, header.op);
+    }
+    let tailUnknown = false;
+    for (const op of recovered.faultyOps) {
+      if (op > checkpointOp) this.#writtenOp = Math.max(this.#writtenOp, op);
+      if (op > this.#log.head) tailUnknown = true;
+    }
+    // A faulty head has no header to claim in a view change: vote only after catching up.
+    this.#voting = config.replicaCount === 1 || (recovered.intact && !tailUnknown);
+    for (const op of this.#log.ops()) this.#read(op);
+    this.#status = "recovering";
+    if (config.replicaCount === 1 || (this.#isPrimaryOf(this.#view) && this.#voting)) {
+      // A restarted primary must not resume its view: its pipeline is gone and it may
+      // have lost unsynced entries that backups hold at the same ops.
+      this.#startViewChange(this.#view + 1);
+    } else {
+      this.#send(primaryOf(this.#view, config.replicaCount), { kind: "request_start_view" });
+    }
+  }
+
+  // --- the driver interface -------------------------------------------------------------
+
+  /** Advances time by one tick; `nowMs` is the driver's clock, used only for timestamps. */
+  tick(nowMs: number): void {
+    assert(Number.isFinite(nowMs), "tick needs a time");
+    this.#nowMs = Math.max(this.#nowMs, Math.floor(nowMs));
+    const timeout = this.config.timeoutPrimaryTicks;
+    if (this.#status === "normal" && this.#isPrimary()) {
+      if (++this.#heartbeatTicks >= this.config.heartbeatTicks) {
+        this.#heartbeatTicks = 0;
+        this.#broadcastCommit();
+      }
+      if (++this.#retransmitTicks >= retransmitTicks) {
+        this.#retransmitTicks = 0;
+        this.#retransmitPrepares();
+        this.#repair();
+      }
+      if (this.#pingOutstanding !== null && ++this.#pingTicks >= queryRetryTicks) {
+        this.#pingTicks = 0;
+        this.#broadcast({ kind: "ping", nonce: this.#pingOutstanding });
+      }
+    } else if (this.#status === "normal") {
+      if (++this.#primarySilentTicks >= timeout) {
+        this.#primarySilentTicks = 0;
+        if (this.#voting) this.#startViewChange(this.#view + 1);
+        else this.#broadcast({ kind: "request_start_view" });
+      } else if (++this.#retransmitTicks >= retransmitTicks) {
+        this.#retransmitTicks = 0;
+        this.#repair();
+        this.#sendPrepareOk();
+      }
+    } else if (this.#status === "view_change") {
+      if (++this.#viewChangeTicks >= timeout * this.#viewChangeBackoff + this.#jitter()) {
+        this.#viewChangeBackoff = Math.min(this.#viewChangeBackoff * 2, viewChangeBackoffMax);
+        this.#startViewChange(this.#view + 1);
+      } else if (this.#viewChangeTicks % retransmitTicks === 0) {
+        this.#broadcast({ kind: "start_view_change" });
+        if (this.#dvcSent && !this.#isPrimaryOf(this.#view)) this.#send(this.#primary(), this.#doViewChange());
+      }
+    } else {
+      if (++this.#primarySilentTicks >= timeout * 2 && this.#voting) {
+        this.#primarySilentTicks = 0;
+        this.#startViewChange(this.#view + 1);
+      } else if (this.#primarySilentTicks % retransmitTicks === 0) {
+        this.#broadcast({ kind: "request_start_view" });
+      }
+    }
+    if (this.#transfer !== null && this.#repairRound++ % retransmitTicks === 0) this.#requestChunk();
+  }
+
+  /** Hands the replica a message from a peer; undecodable or foreign messages are counted and dropped. */
+  receive(bytes: Uint8Array): void {
+    let message: Message;
+    try {
+      message = decodeMessage(bytes, this.config.cluster);
+    } catch (error) {
+      if (error instanceof ForeignClusterError) this.counters.droppedForeignCluster++;
+      else if (error instanceof MessageError) this.counters.droppedMalformed++;
+      else throw error;
+      return;
+    }
+    if (message.replica >= this.config.replicaCount || message.replica === this.config.replica) {
+      this.counters.droppedMalformed++;
+      return;
+    }
+    this.#dispatch(message);
+  }
+
+  /** A client request (normally at the primary). */
+  request(request: ClientRequest): void {
+    if (this.#status !== "normal" || !this.#isPrimary()) {
+      this.#reply(request.token, { error: "not_primary", message: "this replica is not the primary" });
+      return;
+    }
+    if (request.body.length > entryBodySizeMax) {
+      this.#reply(request.token, { error: "too_large", message: `body of ${request.body.length} bytes exceeds ${entryBodySizeMax}` });
+      return;
+    }
+    assert(request.client.length === 16, "client id is 16 bytes");
+    assertCount(request.request, "request number");
+    let operation = request.operation;
+    const internal = isInternalClient(request.client);
+    if (!internal && request.request === 0) operation = operationRegister;
+    if (operation < operationStateMachineMin && operation !== operationRegister) {
+      this.#reply(request.token, { error: "invalid_operation", message: `operation ${operation} is reserved` });
+      return;
+    }
+    if (internal && operation === operationRegister) {
+      this.#reply(request.token, { error: "invalid_operation", message: "internal requests have no session" });
+      return;
+    }
+    if (!internal) {
+      const key = clientKey(request.client);
+      const check = this.#clients.check(request.client, request.request);
+      if (check.kind === "duplicate") {
+        this.#reply(request.token, check.reply, check.op);
+        return;
+      }
+      if (check.kind === "error") {
+        this.#reply(request.token, { error: check.error, message: check.message });
+        return;
+      }
+      const inflight = this.#inflight.get(key);
+      if (inflight !== undefined) {
+        if (inflight.request === request.request) {
+          // A retry of the request in flight: answer the newest connection.
+          inflight.token = request.token;
+          for (const [op, token] of this.#replyTokens) {
+            const slot = this.#log.get(op);
+            if (slot !== undefined && clientKey(slot.header.client) === key) this.#replyTokens.set(op, request.token);
+            void token;
+          }
+          return;
+        }
+        this.#reply(request.token, { error: "busy", message: "one request in flight per session" });
+        return;
+      }
+      if (this.#queue.length >= requestQueueMax) {
+        this.#reply(request.token, { error: "busy", message: "request queue full" });
+        return;
+      }
+      this.#inflight.set(key, { request: request.request, token: request.token });
+    } else if (this.#queue.length >= requestQueueMax) {
+      this.#reply(request.token, { error: "busy", message: "request queue full" });
+      return;
+    }
+    this.#queue.push({ ...request, operation });
+    this.#prepareQueued();
+  }
+
+  /** A read-only query: `stale` answers at once, `linearizable` after a quorum round. */
+  query(query: ClientQuery): void {
+    if (query.mode === "stale") {
+      this.#answerQuery(query.token, query.body);
+      return;
+    }
+    if (this.#status !== "normal" || !this.#isPrimary()) {
+      this.#reply(query.token, { error: "not_primary", message: "linearizable reads go to the primary" });
+      return;
+    }
+    if (this.#queries.length >= queriesPendingMax) {
+      this.#reply(query.token, { error: "busy", message: "too many queries pending" });
+      return;
+    }
+    // A round already in flight was started before this query arrived: it needs the next.
+    const nonce = this.#pingOutstanding === null ? this.#startPing() : this.#pingOutstanding + 1;
+    this.#queries.push({
+      token: query.token, body: query.body, nonce, commitNeeded: Math.max(this.#commitMax, this.#viewStartOp),
+    });
+    this.#answerQueries();
+  }
+
+  /** Completion of a storage action. */
+  storageDone(id: number, result: StorageResult): void {
+    const action = this.#pending.get(id);
+    assert(action !== undefined, `storageDone for unknown action ${id}`);
+    this.#pending.delete(id);
+    assert(result.ok, `storage action ${id} failed: the driver must stop the replica on I/O failure`);
+    switch (action.kind) {
+      case "entry": {
+        const slot = this.#log.get(action.op);
+        if (slot !== undefined && slot.writeId === id) {
+          slot.writeId = null;
+          slot.durable = true;
+        }
+        break;
+      }
+      case "read": {
+        this.#readsPending--;
+        const slot = this.#log.get(action.op);
+        if (slot !== undefined && slot.body === null) {
+          const entry = result.entry;
+          if (
+            entry !== undefined && entry !== null && checksumEqual(entry.header.subarray(0, 16), slot.header.checksum) &&
+            verifyBody(slot.header, entry.body)
+          ) {
+            slot.body = entry.body;
+          } else {
+            slot.durable = false; // faulty on disk: repair from a peer, in place
+          }
+        }
+        break;
+      }
+      case "superblock": {
+        const sb = action.superblock;
+        if (sb.view >= this.#superblockDurable.view) this.#superblockDurable = sb;
+        if (this.#checkpointWriting !== null && sb.checkpointOp === this.#checkpointWriting.op) this.#checkpointDurable();
+        this.#checkViewChange();
+        break;
+      }
+      case "checkpoint": {
+        if (this.#checkpointWriting !== null && this.#checkpointWriting.op === action.op) {
+          this.#checkpointOp = Math.max(this.#checkpointOp, action.op);
+          this.#writeSuperblock();
+        }
+        break;
+      }
+      case "other":
+        break;
+    }
+    this.#afterProgress();
+  }
+
+  /** Takes everything to do since the last call (see replica_api.ts for the order). */
+  ready(): Ready {
+    const out: Ready = { storage: this.#storage, messages: this.#messages, replies: this.#replies };
+    this.#storage = [];
+    this.#messages = [];
+    this.#replies = [];
+    return out;
+  }
+
+  /** A summary for metrics and checks. */
+  status(): ReplicaStatus {
+    return {
+      replica: this.config.replica,
+      status: this.#status,
+      view: this.#view,
+      logView: this.#logView,
+      op: this.#log.head,
+      commit: this.#commitMin,
+      primary: this.#primary(),
+      checkpointOp: this.#checkpointOp,
+      droppedForeignCluster: this.counters.droppedForeignCluster,
+      voting: this.#voting,
+      commitMax: this.#commitMax,
+    };
+  }
+
+  /** Header bytes of a committed op still in the window (for checkers and tests). */
+  committedHeader(op: number): Uint8Array | null {
+    if (op > this.#commitMin) return null;
+    if (op === this.#log.anchorOp) return null;
+    return this.#log.get(op)?.bytes ?? null;
+  }
+
+  // --- dispatch -------------------------------------------------------------------------
+
+  #dispatch(m: Message): void {
+    switch (m.kind) {
+      case "prepare": return this.#onPrepare(m);
+      case "prepare_ok": return this.#onPrepareOk(m);
+      case "commit": return this.#onCommit(m);
+      case "start_view_change": return this.#onStartViewChange(m);
+      case "do_view_change": return this.#onDoViewChange(m);
+      case "start_view": return this.#onStartView(m);
+      case "request_start_view": return this.#onRequestStartView(m);
+      case "request_prepare": return this.#onRequestPrepare(m);
+      case "entry": return this.#onEntry(m);
+      case "ping": return this.#onPing(m);
+      case "pong": return this.#onPong(m);
+      case "request_checkpoint": return this.#onRequestCheckpoint(m);
+      case "checkpoint_chunk": return this.#onCheckpointChunk(m);
+    }
+  }
+
+  /** Common handling of a message from the primary of a view: true when it is ours and current. */
+  #fromCurrentPrimary(m: Message): boolean {
+    if (m.replica !== primaryOf(m.view, this.config.replicaCount)) {
+      this.counters.droppedOtherwise++;
+      return false;
+    }
+    if (m.view < this.#view) {
+      // A deposed primary: tell it about the newer view so it steps down.
+      if (this.#status === "normal" && this.#isPrimary()) this.#sendStartView(m.replica);
+      return false;
+    }
+    if (m.view > this.#view) {
+      this.#learnView(m.view);
+      this.#send(m.replica, { kind: "request_start_view" });
+      return false;
+    }
+    if (this.#status !== "normal") {
+      this.#send(m.replica, { kind: "request_start_view" });
+      return false;
+    }
+    assert(!this.#isPrimary(), "two primaries in one view");
+    this.#primarySilentTicks = 0;
+    this.#commitMax = Math.max(this.#commitMax, m.commit);
+    return true;
+  }
+
+  // --- normal operation -----------------------------------------------------------------
+
+  #onPrepare(m: Message & { kind: "prepare" }): void {
+    if (!this.#fromCurrentPrimary(m)) return;
+    for (const entry of m.entries) {
+      const header = decodeHeader(entry.header);
+      if (!verifyBody(header, entry.body) || !checksumEqual(header.cluster, this.config.cluster)) {
+        this.counters.droppedMalformed++;
+        return;
+      }
+      this.#acceptAuthoritative(entry.header, entry.body);
+    }
+    this.#afterProgress();
+    this.#sendPrepareOk();
+  }
+
+  /** Takes an entry the current view's primary vouches for. */
+  #acceptAuthoritative(bytes: Uint8Array, body: Uint8Array | null): void {
+    const header = decodeHeader(bytes);
+    if (header.op <= this.#commitMin || header.op <= this.#log.anchorOp) return;
+    const slot = this.#log.get(header.op);
+    if (slot !== undefined && checksumEqual(slot.header.checksum, header.checksum)) {
+      slot.trusted = true;
+      if (slot.body === null && body !== null) this.#fillBody(slot, body);
+    } else {
+      if (slot !== undefined) this.#truncateAt(header.op);
+      const fresh = this.#log.put(bytes, body, true);
+      if (body !== null && header.op <= this.#writtenOp) this.#writeSlot(fresh, "repair_entry");
+    }
+    const above = this.#log.get(header.op + 1);
+    if (above !== undefined && !checksumEqual(above.header.parent, header.checksum)) this.#truncateAt(header.op + 1);
+    this.#log.walkDown(header.op, this.#commitMin);
+  }
+
+  #fillBody(slot: Slot, body: Uint8Array): void {
+    assert(slot.body === null, "fill only a missing body");
+    assert(verifyBody(slot.header, body), "filled body matches its header");
+    slot.body = body;
+    if (!slot.durable && slot.writeId === null && slot.header.op <= this.#writtenOp) this.#writeSlot(slot, "repair_entry");
+  }
+
+  /** Discards the log from `op` on (memory and disk): a divergent uncommitted suffix. */
+  #truncateAt(op: number): void {
+    assert(op > this.#commitMin, `truncating committed op ${op} (commit ${this.#commitMin})`);
+    this.#log.truncateFrom(op);
+    if (op <= this.#writtenOp) {
+      this.#writtenOp = op - 1;
+      this.#action({ kind: "truncate", id: 0, op: op - 1 }, { kind: "other" });
+    }
+  }
+
+  #writeSlot(slot: Slot, kind: "write_entry" | "repair_entry"): void {
+    assert(slot.body !== null && slot.trusted, "write only trusted entries with bodies");
+    const id = this.#action(
+      { kind, id: 0, op: slot.header.op, header: slot.bytes, body: slot.body },
+      { kind: "entry", op: slot.header.op },
+    );
+    slot.writeId = id;
+  }
+
+  /** Appends trusted entries to the disk in op order. */
+  #issueWrites(): void {
+    for (;;) {
+      const slot = this.#log.get(this.#writtenOp + 1);
+      if (slot === undefined || slot.body === null || !slot.trusted) return;
+      this.#writtenOp++;
+      this.#writeSlot(slot, "write_entry");
+    }
+  }
+
+  /** Highest op such that every op above the applied commit up to it is trusted and durable. */
+  #durableHead(): number {
+    let op = Math.max(this.#commitMin, this.#log.anchorOp);
+    for (;;) {
+      const slot = this.#log.get(op + 1);
+      if (slot === undefined || !slot.trusted || !slot.durable) return op;
+      op++;
+    }
+  }
+
+  #viewDurable(): boolean {
+    return this.#superblockDurable.view === this.#view && this.#superblockDurable.logView === this.#view;
+  }
+
+  #sendPrepareOk(): void {
+    if (this.#status !== "normal" || this.#isPrimary() || !this.#voting || !this.#viewDurable()) return;
+    const op = this.#durableHead();
+    const sum = this.#log.trustedChecksum(op) ?? this.#log.anchor.checksum;
+    this.#send(this.#primary(), { kind: "prepare_ok", op, checksum: sum });
+  }
+
+  #onPrepareOk(m: Message & { kind: "prepare_ok" }): void {
+    if (m.view !== this.#view || this.#status !== "normal" || !this.#isPrimary()) return;
+    if (m.op > this.#log.head) return;
+    if (m.op > this.#log.anchorOp) {
+      const sum = this.#log.trustedChecksum(m.op);
+      if (sum === null || !checksumEqual(sum, m.checksum)) {
+        this.counters.droppedOtherwise++;
+        return;
+      }
+    }
+    this.#acks[m.replica] = Math.max(this.#acks[m.replica]!, m.op);
+    this.#advanceCommit();
+    this.#afterProgress();
+  }
+
+  #advanceCommit(): void {
+    if (this.#status !== "normal" || !this.#isPrimary()) return;
+    const durable = [...this.#acks];
+    durable[this.config.replica] = this.#viewDurable() ? this.#durableHead() : -1;
+    const op = quorumOp(durable, this.quorum);
+    if (op > this.#commitMax) {
+      assert(op <= this.#log.head, "commit ≤ op");
+      this.#commitMax = op;
+    }
+  }
+
+  #onCommit(m: Message & { kind: "commit" }): void {
+    if (!this.#fromCurrentPrimary(m)) return;
+    this.#notePeerCheckpoint(m.replica, m.checkpointOp);
+    this.#afterProgress();
+  }
+
+  #broadcastCommit(): void {
+    const sum = this.#log.trustedChecksum(this.#commitMin) ?? new Uint8Array(16);
+    this.#broadcast({ kind: "commit", commitChecksum: sum, checkpointOp: this.#checkpointOp });
+  }
+
+  /** Prepares queued requests while the pipeline has room. */
+  #prepareQueued(): void {
+    if (this.#status !== "normal" || !this.#isPrimary()) return;
+    this.#batches = this.#batches.filter((op) => op > this.#commitMax);
+    while (this.#queue.length > 0 && this.#batches.length < this.config.pipelineMax) {
+      const entries: WireEntry[] = [];
+      let size = 0;
+      while (this.#queue.length > 0 && entries.length < this.config.batchRequestsMax) {
+        const next = this.#queue[0]!;
+        if (entries.length > 0 && size + entryHeaderSize + next.body.length > messageBodySizeMax) break;
+        this.#queue.shift();
+        entries.push(this.#prepareOne(next));
+        size += entryHeaderSize + next.body.length;
+      }
+      assert(entries.length > 0, "a batch has at least one entry");
+      this.#batches.push(this.#log.head);
+      this.#broadcast({ kind: "prepare", entries });
+    }
+    assert(this.#batches.length <= this.config.pipelineMax, "pipeline bounded");
+    this.#issueWrites();
+  }
+
+  #prepareOne(request: ClientRequest): WireEntry {
+    const head = this.#log.head;
+    const parent = this.#log.trustedChecksum(head);
+    assert(parent !== null, "the primary's head is trusted");
+    const previous = head === this.#log.anchorOp ? this.#log.anchor : this.#log.get(head)!.header;
+    const timestamp = Math.max(this.#nowMs, previous.timestamp + 1);
+    const bytes = encodeEntry({
+      parent, cluster: this.config.cluster, client: request.client, op: head + 1, commit: this.#commitMax,
+      timestamp, view: this.#view, request: request.request, operation: request.operation,
+    }, request.body);
+    this.#log.put(bytes, request.body, true);
+    this.#replyTokens.set(head + 1, request.token);
+    return { header: bytes, body: request.body };
+  }
+
+  #retransmitPrepares(): void {
+    for (let r = 0; r < this.config.replicaCount; r++) {
+      if (r === this.config.replica) continue;
+      const from = Math.max(this.#acks[r]!, this.#log.anchorOp) + 1;
+      const to = Math.min(this.#log.head, from + retransmitBurstMax - 1);
+      let entries: WireEntry[] = [];
+      let size = 0;
+      for (let op = from; op <= to; op++) {
+        const slot = this.#log.get(op);
+        if (slot === undefined || slot.body === null || !slot.trusted) break;
+        if (entries.length > 0 && size + entryHeaderSize + slot.body.length > messageBodySizeMax) {
+          this.#send(r, { kind: "prepare", entries });
+          entries = [];
+          size = 0;
+        }
+        entries.push({ header: slot.bytes, body: slot.body });
+        size += entryHeaderSize + slot.body.length;
+      }
+      if (entries.length > 0) this.#send(r, { kind: "prepare", entries });
+    }
+  }
+
+  // --- commit and checkpoints -----------------------------------------------------------
+
+  /** Everything that may follow progress: writes, acks, commits, checkpoints, replies. */
+  #afterProgress(): void {
+    this.#issueWrites();
+    this.#advanceCommit();
+    this.#commitAvailable();
+    this.#prepareQueued();
+    this.#answerQueries();
+    this.#checkStateTransfer();
+    if (this.#status === "normal" && !this.#isPrimary()) this.#sendPrepareOkIfNew();
+  }
+
+  #lastAckSent = -1;
+  #sendPrepareOkIfNew(): void {
+    const head = this.#durableHead();
+    if (head !== this.#lastAckSent) {
+      this.#lastAckSent = head;
+      this.#sendPrepareOk();
+    }
+  }
+
+  #commitAvailable(): void {
+    if (this.#readsPending > 0) return; // bodies after a restart are still being read
+    while (this.#commitMin < this.#commitMax) {
+      const op = this.#commitMin + 1;
+      if (op % this.config.checkpointIntervalOps === 0 && this.#checkpointWriting !== null) return;
+      const slot = this.#log.get(op);
+      if (slot === undefined || !slot.trusted || slot.body === null || !slot.durable) return;
+      const parent = this.#log.trustedChecksum(op - 1);
+      assert(parent !== null && checksumEqual(parent, slot.header.parent), `chain broken at committed op ${op}`);
+      this.#apply(slot);
+      this.#commitMin = op;
+      if (op % this.config.checkpointIntervalOps === 0) this.#startCheckpoint(slot);
+    }
+    assert(this.#commitMin <= this.#commitMax, "commitMin ≤ commitMax");
+    if (!this.#voting && this.#catchUpCommit !== null && this.#commitMin >= this.#catchUpCommit) {
+      this.#voting = true;
+      this.#catchUpCommit = null;
+      this.#sendPrepareOk();
+    }
+  }
+
+  #apply(slot: Slot): void {
+    const h = slot.header;
+    const body = slot.body!;
+    let reply: StoredReply;
+    if (isInternalClient(h.client)) {
+      assert(h.operation >= operationStateMachineMin, "internal operations are the state machine's");
+      reply = { body: this.stateMachine.commit(this.#committedEntry(slot)) };
+    } else if (h.operation === operationRegister) {
+      const session = this.#clients.get(h.client);
+      if (session === undefined) {
+        this.#clients.register(h.client, h.op);
+        reply = { body: new Uint8Array(0) };
+      } else {
+        reply = session.request === 0 ? session.reply : { error: "stale_request" };
+      }
+    } else {
+      const check = this.#clients.check(h.client, h.request);
+      if (check.kind === "duplicate") reply = check.reply;
+      else if (check.kind === "error") reply = { error: check.error };
+      else {
+        reply = { body: this.stateMachine.commit(this.#committedEntry(slot)) };
+        this.#clients.record(h.client, h.request, h.op, reply);
+      }
+    }
+    void body;
+    const token = this.#replyTokens.get(h.op);
+    if (token !== undefined) {
+      this.#replyTokens.delete(h.op);
+      this.#reply(token, reply, h.op);
+      const key = clientKey(h.client);
+      if (this.#inflight.get(key)?.request === h.request) this.#inflight.delete(key);
+    }
+  }
+
+  #committedEntry(slot: Slot): Parameters<StateMachine["commit"]>[0] {
+    const h = slot.header;
+    return {
+      op: h.op, view: h.view, timestamp: h.timestamp, client: h.client, request: h.request,
+      operation: h.operation, body: slot.body!, checksum: h.checksum,
+    };
+  }
+
+  #startCheckpoint(slot: Slot): void {
+    assert(this.#checkpointWriting === null, "one checkpoint at a time");
+    const bytes = encodeCheckpoint({
+      op: slot.header.op, header: slot.bytes, state: this.stateMachine.snapshot(), clients: this.#clients.encode(),
+    });
+    this.#checkpointWriting = { op: slot.header.op, bytes, header: slot.bytes };
+    this.#action({ kind: "write_checkpoint", id: 0, op: slot.header.op, checkpoint: bytes }, { kind: "checkpoint", op: slot.header.op });
+  }
+
+  #checkpointDurable(): void {
+    const writing = this.#checkpointWriting;
+    assert(writing !== null, "a checkpoint was being written");
+    this.#checkpointWriting = null;
+    this.#checkpointBytes = writing.bytes;
+    if (writing.op > this.#log.anchorOp) this.#log.advanceAnchor(writing.header);
+    this.#writtenOp = Math.max(this.#writtenOp, writing.op);
+    this.#action({ kind: "release", id: 0, op: writing.op }, { kind: "other" });
+  }
+
+  // --- view change ----------------------------------------------------------------------
+
+  #jitter(): number {
+    // Deterministic spread so that replicas do not time out in lockstep.
+    return (this.config.replica + this.#view) % this.config.replicaCount;
+  }
+
+  /** Leaves primary work behind: queued requests and pending reads get a definite answer. */
+  #abandonPrimaryWork(): void {
+    for (const request of this.#queue) this.#reply(request.token, { error: "not_primary", message: "view changed" });
+    this.#queue.length = 0;
+    for (const q of this.#queries) this.#reply(q.token, { error: "not_primary", message: "view changed" });
+    this.#queries = [];
+    this.#pingOutstanding = null;
+    this.#pongs.clear();
+    // Requests already prepared may still commit: the client retries and gets the stored reply.
+    this.#replyTokens.clear();
+    this.#inflight.clear();
+    this.#batches = [];
+  }
+
+  #startViewChange(view: number): void {
+    assert(view > this.#view, "view changes move forward");
+    this.#abandonPrimaryWork();
+    this.#view = view;
+    this.#status = "view_change";
+    this.#svcFrom.clear();
+    this.#svcFrom.add(this.config.replica);
+    this.#claims.clear();
+    this.#dvcSent = false;
+    this.#viewChangeTicks = 0;
+    this.#writeSuperblock();
+    this.#broadcast({ kind: "start_view_change" });
+    this.#checkViewChange();
+  }
+
+  /** Moves to a newer view learned from its primary, waiting for its start_view. */
+  #learnView(view: number): void {
+    assert(view > this.#view, "learn only newer views");
+    this.#abandonPrimaryWork();
+    this.#view = view;
+    this.#status = "recovering";
+    this.#primarySilentTicks = 0;
+    this.#writeSuperblock();
+  }
+
+  #onStartViewChange(m: Message): void {
+    if (m.view < this.#view) return;
+    if (m.view > this.#view) {
+      if (!this.#voting) return;
+      // No disruptive elections: a replica that hears its primary ignores a lone candidate.
+      if (this.#status === "normal" && this.#isPrimary()) return;
+      if (this.#status === "normal" && this.#primarySilentTicks < this.config.timeoutPrimaryTicks / 2) return;
+      this.#startViewChange(m.view);
+    }
+    if (this.#status === "view_change") {
+      this.#svcFrom.add(m.replica);
+      this.#checkViewChange();
+    } else if (this.#status === "normal" && this.#isPrimary()) {
+      this.#sendStartView(m.replica);
+    }
+  }
+
+  #checkViewChange(): void {
+    if (this.#status !== "view_change" || this.#dvcSent || !this.#voting) return;
+    if (this.#svcFrom.size < this.quorum) return;
+    // The view must be durable before promising it to the new primary.
+    if (this.#superblockDurable.view < this.#view) return;
+    this.#dvcSent = true;
+    const dvc = this.#doViewChange();
+    if (this.#isPrimaryOf(this.#view)) {
+      this.#claims.set(this.config.replica, this.#claimOf(this.config.replica, this.#commitMax, dvc));
+      this.#maybeFinishViewChange();
+    } else {
+      this.#send(this.#primary(), dvc);
+    }
+  }
+
+  #doViewChange(): MessageBody & { kind: "do_view_change" } {
+    const headers: Uint8Array[] = [];
+    for (let op = this.#log.head; op > this.#log.anchorOp && headers.length < messageHeadersMax; op--) {
+      const slot = this.#log.get(op);
+      if (slot === undefined || !slot.trusted) break;
+      headers.push(slot.bytes);
+      if (op <= this.#commitMin) break;
+    }
+    headers.reverse();
+    return {
+      kind: "do_view_change", logView: this.#logView, op: this.#log.head, checkpointOp: this.#checkpointOp, headers,
+    };
+  }
+
+  #claimOf(replica: number, commit: number, m: MessageBody & { kind: "do_view_change" }): Claim {
+    return { replica, logView: m.logView, op: m.op, commit, checkpointOp: m.checkpointOp, headers: m.headers };
+  }
+
+  #onDoViewChange(m: Message & { kind: "do_view_change" }): void {
+    if (!this.#isPrimaryOf(m.view) || m.view < this.#view || !this.#voting) return;
+    if (m.view > this.#view) this.#startViewChange(m.view);
+    if (this.#status === "normal") {
+      if (this.#isPrimary()) this.#sendStartView(m.replica);
+      return;
+    }
+    if (this.#status !== "view_change") return;
+    if (m.logView > m.view || (m.headers.length > 0 && decodeHeader(m.headers[m.headers.length - 1]!).op !== m.op)) {
+      this.counters.droppedMalformed++;
+      return;
+    }
+    this.#svcFrom.add(m.replica);
+    this.#claims.set(m.replica, this.#claimOf(m.replica, m.commit, m));
+    this.#checkViewChange();
+    this.#maybeFinishViewChange();
+  }
+
+  #maybeFinishViewChange(): void {
+    if (this.#status !== "view_change" || this.#claims.size < this.quorum) return;
+    if (!this.#claims.has(this.config.replica)) return;
+    const claims = [...this.#claims.values()];
+    const winner = winningClaim(claims);
+    let commit = this.#commitMax;
+    let checkpoint = { op: 0, replica: -1 };
+    for (const claim of claims) {
+      commit = Math.max(commit, claim.commit);
+      if (claim.checkpointOp > checkpoint.op) checkpoint = { op: claim.checkpointOp, replica: claim.replica };
+    }
+    assert(winner.op >= this.#commitMin, "the winning log holds every applied op");
+    this.#installView(winner.headers, winner.op);
+    // Headers from the other claims fill gaps, where the chain from above confirms them.
+    for (const claim of claims) {
+      for (const bytes of claim.headers) {
+        const op = decodeHeader(bytes).op;
+        if (op > winner.op || op <= this.#commitMin || op <= this.#log.anchorOp) continue;
+        const expected = this.#log.expectedChecksum(op);
+        const slot = this.#log.get(op);
+        if (expected !== null && (slot === undefined || !slot.trusted) && checksumEqual(expected, bytes.subarray(0, 16))) {
+          this.#log.put(bytes, slot !== undefined && checksumEqual(slot.header.checksum, expected) ? slot.body : null, true);
+          this.#log.walkDown(op, this.#commitMin);
+        }
+      }
+    }
+    this.#commitMax = Math.max(commit, this.#commitMin);
+    this.#status = "normal";
+    this.#logView = this.#view;
+    this.#acks.fill(-1);
+    this.#viewStartOp = this.#log.head;
+    this.#viewChangeBackoff = 1;
+    this.#heartbeatTicks = 0;
+    this.#writeSuperblock();
+    if (checkpoint.replica !== -1 && checkpoint.replica !== this.config.replica) {
+      this.#notePeerCheckpoint(checkpoint.replica, checkpoint.op);
+    }
+    for (let r = 0; r < this.config.replicaCount; r++) if (r !== this.config.replica) this.#sendStartView(r);
+    this.#repair();
+    this.#afterProgress();
+  }
+
+  /**
+   * Installs a view's log: `headers` (ascending, ending at `op`) are the new primary's;
+   * everything above `op` and from the first disagreeing op on is a divergent
+   * uncommitted suffix and goes (memory and disk); older slots below are re-checked by
+   * walking the chain down.
+   */
+  #installView(headers: readonly Uint8Array[], op: number): void {
+    this.#log.distrustAbove(this.#commitMin);
+    let divergence = this.#log.head > op ? op + 1 : Infinity;
+    const decoded = headers.map((bytes) => ({ bytes, header: decodeHeader(bytes) }))
+      .filter((h) => h.header.op > this.#commitMin && h.header.op > this.#log.anchorOp);
+    for (const { header } of decoded) {
+      const slot = this.#log.get(header.op);
+      if (slot !== undefined && !checksumEqual(slot.header.checksum, header.checksum)) {
+        divergence = Math.min(divergence, header.op);
+      }
+    }
+    if (divergence !== Infinity) this.#truncateAt(divergence);
+    for (const { bytes, header } of decoded) {
+      const slot = this.#log.get(header.op);
+      if (slot !== undefined) slot.trusted = true;
+      else this.#log.put(bytes, null, true);
+    }
+    if (decoded.length > 0) this.#log.walkDown(decoded[0]!.header.op, this.#commitMin);
+    assert(this.#log.head === op || op <= this.#commitMin || op <= this.#log.anchorOp, "installed log ends at op");
+  }
+
+  #sendStartView(to: number): void {
+    assert(this.#status === "normal" && this.#isPrimary(), "only a normal primary sends start_view");
+    const headers: Uint8Array[] = [];
+    for (let op = this.#log.head; op > this.#log.anchorOp && headers.length < messageHeadersMax; op--) {
+      const slot = this.#log.get(op);
+      if (slot === undefined || !slot.trusted) break;
+      headers.push(slot.bytes);
+      if (op <= this.#commitMin) break;
+    }
+    headers.reverse();
+    this.#send(to, { kind: "start_view", op: this.#log.head, checkpointOp: this.#checkpointOp, headers });
+  }
+
+  #onStartView(m: Message & { kind: "start_view" }): void {
+    if (m.replica !== primaryOf(m.view, this.config.replicaCount) || m.view < this.#view) return;
+    if (m.view === this.#view && this.#status === "normal") {
+      this.#sendPrepareOk();
+      return;
+    }
+    if (m.headers.length > 0 && decodeHeader(m.headers[m.headers.length - 1]!).op !== m.op) {
+      this.counters.droppedMalformed++;
+      return;
+    }
+    if (m.view > this.#view) this.#abandonPrimaryWork();
+    this.#view = m.view;
+    this.#logView = m.view;
+    this.#status = "normal";
+    this.#primarySilentTicks = 0;
+    this.#viewChangeBackoff = 1;
+    this.#lastAckSent = -1;
+    this.#commitMax = Math.max(this.#commitMax, m.commit);
+    if (m.op >= this.#commitMin) this.#installView(m.headers, m.op);
+    if (!this.#voting) this.#catchUpCommit = Math.max(this.#catchUpCommit ?? 0, m.commit);
+    this.#writeSuperblock();
+    this.#notePeerCheckpoint(m.replica, m.checkpointOp);
+    this.#repair();
+    this.#afterProgress();
+  }
+
+  #onRequestStartView(m: Message): void {
+    if (this.#status === "normal" && this.#isPrimary() && m.view <= this.#view) this.#sendStartView(m.replica);
+  }
+
+  // --- repair ---------------------------------------------------------------------------
+
+  /** Asks peers for missing or faulty entries, by op and the checksum the chain demands. */
+  #repair(): void {
+    if (this.#status !== "normal") return;
+    const peers = this.config.replicaCount - 1;
+    if (peers === 0) return;
+    let asked = 0;
+    this.#repairRound++;
+    for (let op = this.#log.head; op > Math.max(this.#commitMin, this.#log.anchorOp) && asked < repairBurstMax; op--) {
+      const slot = this.#log.get(op);
+      let sum: Uint8Array | null = null;
+      if (slot !== undefined && slot.trusted) {
+        if (slot.body !== null || (slot.durable && this.#readsPending > 0)) continue;
+        sum = slot.header.checksum;
+      } else {
+        sum = this.#log.expectedChecksum(op);
+      }
+      if (sum === null) continue;
+      // Backups ask the primary first; otherwise rotate over the peers.
+      let to = (this.config.replica + 1 + ((op + this.#repairRound) % peers)) % this.config.replicaCount;
+      if (!this.#isPrimary() && this.#repairRound % 2 === 0) to = this.#primary();
+      this.#send(to, { kind: "request_prepare", op, checksum: sum });
+      this.counters.repairsRequested++;
+      asked++;
+    }
+  }
+
+  #onRequestPrepare(m: Message & { kind: "request_prepare" }): void {
+    const slot = this.#log.get(m.op);
+    if (slot === undefined || slot.body === null || !checksumEqual(slot.header.checksum, m.checksum)) return;
+    this.#send(m.replica, { kind: "entry", entry: { header: slot.bytes, body: slot.body } });
+  }
+
+  #onEntry(m: Message & { kind: "entry" }): void {
+    const header = decodeHeader(m.entry.header);
+    if (!verifyBody(header, m.entry.body) || header.op <= this.#commitMin || header.op <= this.#log.anchorOp) return;
+    const slot = this.#log.get(header.op);
+    if (slot !== undefined && slot.trusted) {
+      if (slot.body === null && checksumEqual(slot.header.checksum, header.checksum)) this.#fillBody(slot, m.entry.body);
+    } else {
+      const expected = this.#log.expectedChecksum(header.op);
+      if (expected === null || !checksumEqual(expected, header.checksum)) return;
+      const fresh = this.#log.put(m.entry.header, m.entry.body, true);
+      if (header.op <= this.#writtenOp) this.#writeSlot(fresh, "repair_entry");
+      this.#log.walkDown(header.op, this.#commitMin);
+    }
+    this.#afterProgress();
+  }
+
+  // --- state transfer -------------------------------------------------------------------
+
+  #notePeerCheckpoint(replica: number, op: number): void {
+    if (op > this.#peerCheckpoint.op) this.#peerCheckpoint = { op, replica };
+  }
+
+  /** Starts a state transfer when the next op to apply is covered by a peer's checkpoint and missing here. */
+  #checkStateTransfer(): void {
+    if (this.#transfer !== null || this.#status !== "normal" || this.#readsPending > 0) return;
+    if (this.#peerCheckpoint.op <= this.#commitMin) return;
+    const next = this.#log.get(this.#commitMin + 1);
+    if (next !== undefined && next.trusted && next.body !== null) return;
+    this.#transfer = {
+      op: this.#peerCheckpoint.op, checksum: new Uint8Array(16), size: 0, from: this.#peerCheckpoint.replica,
+      chunks: [], received: 0,
+    };
+    this.counters.stateTransfers++;
+    this.#requestChunk();
+  }
+
+  #requestChunk(): void {
+    const t = this.#transfer;
+    if (t === null) return;
+    this.#send(t.from, { kind: "request_checkpoint", op: t.op, offset: t.received });
+  }
+
+  #onRequestCheckpoint(m: Message & { kind: "request_checkpoint" }): void {
+    const bytes = this.#checkpointBytes;
+    // Whatever checkpoint the peer asked for, send our latest: it restarts if the op differs.
+    const offset = m.op === this.#checkpointOp ? Math.min(m.offset, bytes.length) : 0;
+    const chunk = bytes.subarray(offset, Math.min(bytes.length, offset + checkpointChunkSizeMax));
+    this.#send(m.replica, {
+      kind: "checkpoint_chunk", op: this.#checkpointOp, checksum: checksum(bytes), size: bytes.length, offset, bytes: chunk,
+    });
+  }
+
+  #onCheckpointChunk(m: Message & { kind: "checkpoint_chunk" }): void {
+    const t = this.#transfer;
+    if (t === null || m.replica !== t.from) return;
+    if (m.op <= this.#commitMin) {
+      this.#transfer = null;
+      return;
+    }
+    let current = t;
+    if (m.op !== t.op || !checksumEqual(m.checksum, t.checksum)) {
+      if (m.offset !== 0) return;
+      current = { op: m.op, checksum: m.checksum, size: m.size, from: m.replica, chunks: [], received: 0 };
+      this.#transfer = current;
+    }
+    if (m.offset !== current.received || current.received + m.bytes.length > current.size) return;
+    current.chunks.push(m.bytes);
+    current.received += m.bytes.length;
+    if (current.received < current.size) {
+      this.#requestChunk();
+      return;
+    }
+    const blob = new Uint8Array(current.size);
+    let offset = 0;
+    for (const chunk of current.chunks) {
+      blob.set(chunk, offset);
+      offset += chunk.length;
+    }
+    this.#transfer = null;
+    if (!checksumEqual(checksum(blob), current.checksum)) return;
+    this.#installCheckpoint(blob);
+  }
+
+  #installCheckpoint(blob: Uint8Array): void {
+    let parts;
+    try {
+      parts = decodeCheckpoint(blob);
+    } catch (error) {
+      if (error instanceof CheckpointError) return;
+      throw error;
+    }
+    if (parts.op <= this.#commitMin || this.#checkpointWriting !== null) return;
+    const known = this.#log.trustedChecksum(parts.op);
+    if (known !== null && !checksumEqual(known, parts.header.subarray(0, 16))) return;
+    this.stateMachine.restore(parts.state);
+    this.#clients.restore(parts.clients);
+    this.#commitMin = parts.op;
+    this.#commitMax = Math.max(this.#commitMax, parts.op);
+    this.#log.advanceAnchor(parts.header);
+    // Entries above the new anchor that do not chain from it are not this log's.
+    const next = this.#log.get(parts.op + 1);
+    if (next !== undefined && !checksumEqual(next.header.parent, this.#log.anchor.checksum)) this.#log.remove(parts.op + 1);
+    this.#writtenOp = Math.max(this.#writtenOp, parts.op);
+    this.#checkpointWriting = { op: parts.op, bytes: blob, header: parts.header };
+    this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: blob }, { kind: "checkpoint", op: parts.op });
+    this.#repair();
+  }
+
+  // --- reads ----------------------------------------------------------------------------
+
+  #startPing(): number {
+    this.#nonce++;
+    this.#pingOutstanding = this.#nonce;
+    this.#pingTicks = 0;
+    this.#pongs.clear();
+    this.#pongs.add(this.config.replica);
+    this.#broadcast({ kind: "ping", nonce: this.#nonce });
+    this.#checkPongs();
+    return this.#nonce;
+  }
+
+  #onPing(m: Message & { kind: "ping" }): void {
+    if (m.view !== this.#view || this.#status !== "normal" || m.replica !== this.#primary()) return;
+    this.#primarySilentTicks = 0;
+    this.#send(m.replica, { kind: "pong", nonce: m.nonce });
+  }
+
+  #onPong(m: Message & { kind: "pong" }): void {
+    if (m.view !== this.#view || this.#status !== "normal" || !this.#isPrimary()) return;
+    if (m.nonce !== this.#pingOutstanding) return;
+    this.#pongs.add(m.replica);
+    this.#checkPongs();
+    this.#answerQueries();
+  }
+
+  #checkPongs(): void {
+    if (this.#pingOutstanding === null || this.#pongs.size < this.quorum) return;
+    this.#confirmedNonce = this.#pingOutstanding;
+    this.#pingOutstanding = null;
+    if (this.#queries.some((q) => q.nonce > this.#confirmedNonce)) this.#startPing();
+  }
+
+  #answerQueries(): void {
+    if (this.#queries.length === 0) return;
+    const waiting: PendingQuery[] = [];
+    for (const q of this.#queries) {
+      if (q.nonce <= this.#confirmedNonce && this.#commitMin >= q.commitNeeded) this.#answerQuery(q.token, q.body);
+      else waiting.push(q);
+    }
+    this.#queries = waiting;
+  }
+
+  #answerQuery(token: number, body: Uint8Array): void {
+    let result: Uint8Array;
+    try {
+      result = this.stateMachine.query(body);
+    } catch (error) {
+      this.#reply(token, { error: "query_failed", message: (error as Error).message });
+      return;
+    }
+    this.#reply(token, { body: result });
+  }
+
+  // --- plumbing -------------------------------------------------------------------------
+
+  #isPrimaryOf(view: number): boolean {
+    return primaryOf(view, this.config.replicaCount) === this.config.replica;
+  }
+
+  #isPrimary(): boolean {
+    return this.#isPrimaryOf(this.#view);
+  }
+
+  #primary(): number {
+    return primaryOf(this.#view, this.config.replicaCount);
+  }
+
+  #read(op: number): void {
+    this.#readsPending++;
+    this.#action({ kind: "read_entry", id: 0, op }, { kind: "read", op });
+  }
+
+  #writeSuperblock(): void {
+    assert(this.#logView <= this.#view, "logView ≤ view");
+    const superblock: SuperblockState = {
+      view: this.#view,
+      logView: this.#logView,
+      commit: Math.max(this.#commitMax, this.#checkpointOp),
+      checkpointOp: this.#checkpointOp,
+    };
+    this.#action({ kind: "write_superblock", id: 0, superblock }, { kind: "superblock", superblock });
+  }
+
+  /** Queues a storage action with a fresh id (the `id: 0` placeholder is replaced). */
+  #action(action: StorageAction, pending: PendingAction): number {
+    const id = this.#nextId++;
+    this.#storage.push({ ...action, id } as StorageAction);
+    this.#pending.set(id, pending);
+    return id;
+  }
+
+  #envelope(): { cluster: Uint8Array; replica: number; view: number; commit: number } {
+    return { cluster: this.config.cluster, replica: this.config.replica, view: this.#view, commit: this.#commitMax };
+  }
+
+  #send(to: number, body: MessageBody): void {
+    assert(to !== this.config.replica && to >= 0 && to < this.config.replicaCount, "send to a peer");
+    this.#messages.push({ to, bytes: encodeMessage({ ...this.#envelope(), ...body } as Message) });
+  }
+
+  #broadcast(body: MessageBody): void {
+    if (this.config.replicaCount === 1) return;
+    const bytes = encodeMessage({ ...this.#envelope(), ...body } as Message);
+    for (let r = 0; r < this.config.replicaCount; r++) if (r !== this.config.replica) this.#messages.push({ to: r, bytes });
+  }
+
+  #reply(token: number, reply: { body?: Uint8Array; error?: ReplyError; message?: string }, op?: number): void {
+    const out: { -readonly [K in keyof ClientReply]: ClientReply[K] } = {
+      token, view: this.#view, primary: this.#primary(),
+    };
+    if (reply.body !== undefined) out.body = reply.body;
+    if (reply.error !== undefined) out.error = reply.error;
+    if (reply.message !== undefined) out.message = reply.message;
+    if (op !== undefined) out.op = op;
+    this.#replies.push(out);
+  }
+}
+
+function validateConfig(config: ReplicaConfig): void {
+  assert(config.cluster.length === 16, "cluster id is 16 bytes");
+  assert(config.replicaCount >= 1 && config.replicaCount % 2 === 1, "replica count is 2f+1");
+  assert(config.replica >= 0 && config.replica < config.replicaCount, "replica index in range");
+  assert(config.replicaCount <= 0xffff, "replica count fits u16");
+  for (const [name, value] of [
+    ["checkpointIntervalOps", config.checkpointIntervalOps], ["clientSessionsMax", config.clientSessionsMax],
+    ["pipelineMax", config.pipelineMax], ["batchRequestsMax", config.batchRequestsMax],
+    ["timeoutPrimaryTicks", config.timeoutPrimaryTicks], ["heartbeatTicks", config.heartbeatTicks],
+  ] as const) {
+    assert(Number.isSafeInteger(value) && value >= 1, `${name} must be a positive integer, got ${value}`);
+  }
+  assert(config.heartbeatTicks < config.timeoutPrimaryTicks, "heartbeats come faster than the primary timeout");
+}
