@@ -59,7 +59,7 @@ describe("vsr messages", () => {
     { ...envelope, kind: "prepare_ok", op: 4, checksum: new Uint8Array(16).fill(1) },
     { ...envelope, kind: "commit", commitChecksum: new Uint8Array(16), checkpointOp: 3 },
     { ...envelope, kind: "start_view_change" },
-    { ...envelope, kind: "do_view_change", logView: 6, op: 1, checkpointOp: 0, headers: [entry] },
+    { ...envelope, kind: "do_view_change", logView: 6, op: 1, checkpointOp: 0, headers: [entry], nacks: [1] },
     { ...envelope, kind: "start_view", op: 1, checkpointOp: 0, headers: [entry] },
     { ...envelope, kind: "request_start_view" },
     { ...envelope, kind: "request_prepare", op: 1, checksum: entry.subarray(0, 16).slice() },

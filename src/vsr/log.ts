@@ -31,6 +31,8 @@ export interface Slot {
   writeId: number | null;
   /** True when the entry is known to be in the log of the current log view. */
   trusted: boolean;
+  /** True when this replica held the entry on disk and found it corrupt (never a nack). */
+  faulty: boolean;
 }
 
 /** The log window: an anchor header (at the checkpoint op) and slots above it. */
@@ -39,6 +41,8 @@ export class LogWindow {
   anchorOp: number;
   /** Header of the anchor entry. */
   anchor: EntryHeader;
+  /** Encoded header of the anchor entry. */
+  anchorBytes: Uint8Array;
   /** Highest op this replica has a (possibly untrusted) header for, ≥ anchorOp. */
   head: number;
   readonly #slots = new Map<number, Slot>();
@@ -46,6 +50,7 @@ export class LogWindow {
   /** Creates a window anchored at `anchorBytes` (an entry header). */
   constructor(anchorBytes: Uint8Array) {
     this.anchor = decodeHeader(anchorBytes);
+    this.anchorBytes = anchorBytes;
     this.anchorOp = this.anchor.op;
     this.head = this.anchorOp;
   }
@@ -74,7 +79,7 @@ export class LogWindow {
   put(bytes: Uint8Array, body: Uint8Array | null, trusted: boolean): Slot {
     const header = decodeHeader(bytes);
     assert(header.op > this.anchorOp, "slots live above the anchor");
-    const slot: Slot = { bytes, header, body, durable: false, writeId: null, trusted };
+    const slot: Slot = { bytes, header, body, durable: false, writeId: null, trusted, faulty: false };
     this.#slots.set(header.op, slot);
     if (header.op > this.head) this.head = header.op;
     return slot;
@@ -132,8 +137,28 @@ export class LogWindow {
     assert(anchor.op >= this.anchorOp, "the anchor only moves up");
     for (const key of [...this.#slots.keys()]) if (key <= anchor.op) this.#slots.delete(key);
     this.anchor = anchor;
+    this.anchorBytes = anchorBytes;
     this.anchorOp = anchor.op;
     if (this.head < anchor.op) this.head = anchor.op;
+  }
+
+  /**
+   * Trusted headers from the head down to `floor` (inclusive), ascending, at most `countMax`;
+   * stops at a gap or an untrusted slot; the anchor's header when the head is the anchor.
+   */
+  trustedSuffix(floor: number, countMax: number): Uint8Array[] {
+    const headers: Uint8Array[] = [];
+    for (let op = this.head; op >= this.anchorOp && headers.length < countMax; op--) {
+      if (op === this.anchorOp) {
+        if (op > 0) headers.push(this.anchorBytes);
+        break;
+      }
+      const slot = this.#slots.get(op);
+      if (slot === undefined || !slot.trusted) break;
+      headers.push(slot.bytes);
+      if (op <= floor) break;
+    }
+    return headers.reverse();
   }
 
   /** Ops above the anchor that have a slot, ascending. */

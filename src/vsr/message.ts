@@ -53,6 +53,8 @@ export type MessageBody =
     readonly op: number;
     readonly checkpointOp: number;
     readonly headers: readonly Uint8Array[];
+    /** Ops among `headers` whose entry this replica never held durably (a nack). */
+    readonly nacks: readonly number[];
   }
   | { readonly kind: "start_view"; readonly op: number; readonly checkpointOp: number; readonly headers: readonly Uint8Array[] }
   | { readonly kind: "request_start_view" }
@@ -152,6 +154,7 @@ function encodeBody(message: MessageBody): Uint8Array {
         op: message.op,
         checkpointOp: message.checkpointOp,
         headers: message.headers,
+        nacks: message.nacks,
       });
     case "start_view":
       assert(message.headers.length <= messageHeadersMax, "start_view headers within bound");
@@ -245,6 +248,15 @@ function headersField(map: CborMap, key: string): Uint8Array[] {
   return out;
 }
 
+function opsField(map: CborMap, key: string): number[] {
+  const value = map[key];
+  if (!Array.isArray(value) || value.length > messageHeadersMax) throw new MessageError("body", `field ${key} is not a bounded list`);
+  for (const op of value) {
+    if (typeof op !== "number" || !Number.isSafeInteger(op) || op < 0) throw new MessageError("body", `field ${key} holds a non-op`);
+  }
+  return value as number[];
+}
+
 function decodeEntries(body: Uint8Array): WireEntry[] {
   const entries: WireEntry[] = [];
   let offset = 0;
@@ -294,6 +306,7 @@ function decodeBody(kind: MessageKind, body: Uint8Array): MessageBody {
         op: count(map, "op"),
         checkpointOp: count(map, "checkpointOp"),
         headers: headersField(map, "headers"),
+        nacks: opsField(map, "nacks"),
       };
     }
     case "start_view": {

@@ -32,6 +32,9 @@ import type {
 } from "./replica_api.ts";
 import { operationStateMachineMin, type StateMachine } from "./state_machine.ts";
 
+/** Primary timeouts a primary waits without commit progress before abdicating. */
+const primaryStallTimeouts = 4;
+
 /** A do_view_change as the new primary keeps it. */
 interface Claim {
   readonly replica: number;
@@ -40,6 +43,7 @@ interface Claim {
   readonly commit: number;
   readonly checkpointOp: number;
   readonly headers: readonly Uint8Array[];
+  readonly nacks: readonly number[];
 }
 
 /** A linearizable query waiting for its quorum round and for the commit it must see. */
@@ -56,7 +60,7 @@ interface PendingQuery {
 type PendingAction =
   | { readonly kind: "entry"; readonly op: number }
   | { readonly kind: "read"; readonly op: number }
-  | { readonly kind: "superblock"; readonly superblock: SuperblockState }
+  | { readonly kind: "superblock"; readonly superblock: SuperblockState; readonly sequence: number }
   | { readonly kind: "checkpoint"; readonly op: number }
   | { readonly kind: "other" };
 
@@ -137,6 +141,17 @@ export class Replica implements ReplicaCore {
   #messages: Outbound[] = [];
   #replies: ClientReply[] = [];
   #superblockDurable: SuperblockState;
+  #superblockSequence = 0;
+  /** Highest view a superblock write in flight or done carries. */
+  #superblockViewWriting = 0;
+  #superblockSequenceDurable = 0;
+  /**
+   * Highest view this replica sent a do_view_change for: a promise not to accept ops of
+   * older views. Start_view_change is no promise, so a replica whose view change never
+   * completed may rejoin any view at or above this one. Unknown after a restart, so
+   * conservatively the recovered view.
+   */
+  #dvcViewMax: number;
   #readsPending = 0;
 
   // Primary (normal status) only.
@@ -151,6 +166,9 @@ export class Replica implements ReplicaCore {
   #viewStartOp = 0;
   #heartbeatTicks = 0;
   #retransmitTicks = 0;
+  /** Ticks the primary has had uncommitted ops without its commit moving. */
+  #commitStallTicks = 0;
+  #commitStallOp = 0;
 
   // Backup only.
   #primarySilentTicks = 0;
@@ -188,6 +206,7 @@ export class Replica implements ReplicaCore {
     this.#view = sb.view;
     this.#logView = sb.logView;
     this.#superblockDurable = sb;
+    this.#dvcViewMax = sb.view;
 
     let anchor = rootEntry(config.cluster);
     let checkpointOp = 0;
@@ -219,6 +238,7 @@ export class Replica implements ReplicaCore {
     }
     let tailUnknown = false;
     for (const op of recovered.faultyOps) {
+      if (op > checkpointOp) this.#faultyHoles.add(op);
       if (op > checkpointOp) this.#writtenOp = Math.max(this.#writtenOp, op);
       if (op > this.#log.head) tailUnknown = true;
     }
@@ -243,6 +263,16 @@ export class Replica implements ReplicaCore {
     this.#nowMs = Math.max(this.#nowMs, Math.floor(nowMs));
     const timeout = this.config.timeoutPrimaryTicks;
     if (this.#status === "normal" && this.#isPrimary()) {
+      if (this.#commitMax < this.#log.head && this.#commitMax === this.#commitStallOp) this.#commitStallTicks++;
+      else this.#commitStallTicks = 0;
+      this.#commitStallOp = this.#commitMax;
+      if (this.#commitStallTicks >= timeout * primaryStallTimeouts && this.config.replicaCount > 1) {
+        // A primary that cannot commit (an op nobody can supply, a quorum it cannot reach)
+        // abdicates: the next view change can discard what no quorum holds.
+        this.#commitStallTicks = 0;
+        this.#startViewChange(this.#view + 1);
+        return;
+      }
       if (++this.#heartbeatTicks >= this.config.heartbeatTicks) {
         this.#heartbeatTicks = 0;
         this.#broadcastCommit();
@@ -414,13 +444,17 @@ export class Replica implements ReplicaCore {
             slot.body = entry.body;
           } else {
             slot.durable = false; // faulty on disk: repair from a peer, in place
+            slot.faulty = true;
           }
         }
         break;
       }
       case "superblock": {
         const sb = action.superblock;
-        if (sb.view >= this.#superblockDurable.view) this.#superblockDurable = sb;
+        if (action.sequence > this.#superblockSequenceDurable) {
+          this.#superblockSequenceDurable = action.sequence;
+          this.#superblockDurable = sb;
+        }
         if (this.#checkpointWriting !== null && sb.checkpointOp === this.#checkpointWriting.op) this.#checkpointDurable();
         this.#checkViewChange();
         break;
@@ -464,6 +498,13 @@ export class Replica implements ReplicaCore {
     };
   }
 
+  /** What this replica holds at `op` (for tests and debugging). */
+  slotInfo(op: number): { trusted: boolean; body: boolean; durable: boolean; faulty: boolean; view: number } | null {
+    const slot = this.#log.get(op);
+    if (slot === undefined) return null;
+    return { trusted: slot.trusted, body: slot.body !== null, durable: slot.durable, faulty: slot.faulty, view: slot.header.view };
+  }
+
   /** Header bytes of a committed op still in the window (for checkers and tests). */
   committedHeader(op: number): Uint8Array | null {
     if (op > this.#commitMin) return null;
@@ -500,6 +541,8 @@ export class Replica implements ReplicaCore {
     if (m.view < this.#view) {
       // A deposed primary: tell it about the newer view so it steps down.
       if (this.#status === "normal" && this.#isPrimary()) this.#sendStartView(m.replica);
+      // A lone view change that never completed: ask to rejoin the working view.
+      if (this.#status !== "normal" && m.view >= this.#dvcViewMax) this.#send(m.replica, { kind: "request_start_view" });
       return false;
     }
     if (m.view > this.#view) {
@@ -708,6 +751,7 @@ export class Replica implements ReplicaCore {
 
   /** Everything that may follow progress: writes, acks, commits, checkpoints, replies. */
   #afterProgress(): void {
+    this.#checkInvariants();
     this.#issueWrites();
     this.#advanceCommit();
     this.#commitAvailable();
@@ -716,6 +760,20 @@ export class Replica implements ReplicaCore {
     this.#checkStateTransfer();
     if (this.#status === "normal" && !this.#isPrimary()) this.#sendPrepareOkIfNew();
   }
+
+  /** Invariants that hold between inputs (cheap ones only). */
+  #checkInvariants(): void {
+    assert(this.#commitMin <= this.#commitMax, "commitMin ≤ commitMax");
+    assert(this.#logView <= this.#view, "logView ≤ view");
+    assert(this.#commitMin <= this.#log.head || this.#commitMin === this.#log.anchorOp, "applied ops are in the log");
+    if (this.#status === "normal" && this.#log.head > this.#log.anchorOp) {
+      const head = this.#log.get(this.#log.head);
+      assert(head !== undefined && head.trusted, `replica ${this.config.replica}: head ${this.#log.head} of a normal replica is trusted`);
+    }
+  }
+
+  /** Ops recovery found corrupt without a usable header (never a nack). */
+  readonly #faultyHoles = new Set<number>();
 
   #lastAckSent = -1;
   #sendPrepareOkIfNew(): void {
@@ -839,7 +897,7 @@ export class Replica implements ReplicaCore {
     this.#claims.clear();
     this.#dvcSent = false;
     this.#viewChangeTicks = 0;
-    this.#writeSuperblock();
+    // The view is persisted only when this replica is about to promise it (do_view_change).
     this.#broadcast({ kind: "start_view_change" });
     this.#checkViewChange();
   }
@@ -851,7 +909,6 @@ export class Replica implements ReplicaCore {
     this.#view = view;
     this.#status = "recovering";
     this.#primarySilentTicks = 0;
-    this.#writeSuperblock();
   }
 
   #onStartViewChange(m: Message): void {
@@ -859,7 +916,11 @@ export class Replica implements ReplicaCore {
     if (m.view > this.#view) {
       if (!this.#voting) return;
       // No disruptive elections: a replica that hears its primary ignores a lone candidate.
-      if (this.#status === "normal" && this.#isPrimary()) return;
+      if (this.#status === "normal" && this.#isPrimary()) {
+        // Let a replica stuck in a lone view change rejoin this working view.
+        this.#sendStartView(m.replica);
+        return;
+      }
       if (this.#status === "normal" && this.#primarySilentTicks < this.config.timeoutPrimaryTicks / 2) return;
       this.#startViewChange(m.view);
     }
@@ -875,8 +936,15 @@ export class Replica implements ReplicaCore {
     if (this.#status !== "view_change" || this.#dvcSent || !this.#voting) return;
     if (this.#svcFrom.size < this.quorum) return;
     // The view must be durable before promising it to the new primary.
-    if (this.#superblockDurable.view < this.#view) return;
+    if (this.#superblockDurable.view < this.#view) {
+      if (this.#superblockViewWriting < this.#view) {
+        this.#superblockViewWriting = this.#view;
+        this.#writeSuperblock();
+      }
+      return;
+    }
     this.#dvcSent = true;
+    this.#dvcViewMax = Math.max(this.#dvcViewMax, this.#view);
     const dvc = this.#doViewChange();
     if (this.#isPrimaryOf(this.#view)) {
       this.#claims.set(this.config.replica, this.#claimOf(this.config.replica, this.#commitMax, dvc));
@@ -887,21 +955,25 @@ export class Replica implements ReplicaCore {
   }
 
   #doViewChange(): MessageBody & { kind: "do_view_change" } {
-    const headers: Uint8Array[] = [];
-    for (let op = this.#log.head; op > this.#log.anchorOp && headers.length < messageHeadersMax; op--) {
+    const headers = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax);
+    // Ops this replica does not hold durably (a gap, or not yet written) and never held
+    // and lost to corruption: it never acknowledged whatever entry is there.
+    const nacks: number[] = [];
+    const low = Math.max(this.#commitMin, this.#log.anchorOp, this.#log.head - messageHeadersMax);
+    for (let op = this.#log.head; op > low; op--) {
       const slot = this.#log.get(op);
-      if (slot === undefined || !slot.trusted) break;
-      headers.push(slot.bytes);
-      if (op <= this.#commitMin) break;
+      if (slot === undefined ? !this.#faultyHoles.has(op) : !slot.durable && !slot.faulty) nacks.push(op);
     }
-    headers.reverse();
     return {
-      kind: "do_view_change", logView: this.#logView, op: this.#log.head, checkpointOp: this.#checkpointOp, headers,
+      kind: "do_view_change", logView: this.#logView, op: this.#log.head, checkpointOp: this.#checkpointOp,
+      headers, nacks,
     };
   }
 
   #claimOf(replica: number, commit: number, m: MessageBody & { kind: "do_view_change" }): Claim {
-    return { replica, logView: m.logView, op: m.op, commit, checkpointOp: m.checkpointOp, headers: m.headers };
+    return {
+      replica, logView: m.logView, op: m.op, commit, checkpointOp: m.checkpointOp, headers: m.headers, nacks: m.nacks,
+    };
   }
 
   #onDoViewChange(m: Message & { kind: "do_view_change" }): void {
@@ -948,6 +1020,7 @@ export class Replica implements ReplicaCore {
         }
       }
     }
+    this.#truncateNacked(claims, winner, commit);
     this.#commitMax = Math.max(commit, this.#commitMin);
     this.#status = "normal";
     this.#logView = this.#view;
@@ -962,6 +1035,37 @@ export class Replica implements ReplicaCore {
     for (let r = 0; r < this.config.replicaCount; r++) if (r !== this.config.replica) this.#sendStartView(r);
     this.#repair();
     this.#afterProgress();
+  }
+
+  /**
+   * Discards the lowest op of the winning log (and all above it) that a quorum of claims
+   * nack: a commit needs the entry durable on a quorum, which intersects every quorum of
+   * claims, so an op nacked by a whole quorum was never committed. Without this, an op whose
+   * body died with a primary (its header reached a backup in a start_view) would block
+   * the log forever. A corrupt copy is never a nack.
+   */
+  #truncateNacked(claims: readonly Claim[], winner: Claim, commit: number): void {
+    const floor = Math.max(commit, this.#commitMin, this.#log.anchorOp);
+    const views = claims.map((claim) => {
+      const sums = new Map<number, Uint8Array>();
+      for (const bytes of claim.headers) sums.set(decodeHeader(bytes).op, bytes.subarray(0, 16));
+      return { claim, sums, nacks: new Set(claim.nacks) };
+    });
+    for (let op = floor + 1; op <= Math.min(winner.op, this.#log.head); op++) {
+      const slot = this.#log.get(op);
+      if (slot !== undefined && (!slot.trusted || slot.durable)) continue; // held here
+      let nacks = 0;
+      for (const { claim, sums, nacks: claimNacks } of views) {
+        const sum = sums.get(op);
+        if (claimNacks.has(op)) nacks++;
+        else if (slot !== undefined && sum !== undefined && !checksumEqual(sum, slot.header.checksum)) nacks++;
+        else if (claim.logView === winner.logView && claim.op < op) nacks++;
+      }
+      if (nacks >= this.quorum) {
+        this.#truncateAt(op);
+        return;
+      }
+    }
   }
 
   /**
@@ -988,24 +1092,24 @@ export class Replica implements ReplicaCore {
       else this.#log.put(bytes, null, true);
     }
     if (decoded.length > 0) this.#log.walkDown(decoded[0]!.header.op, this.#commitMin);
-    assert(this.#log.head === op || op <= this.#commitMin || op <= this.#log.anchorOp, "installed log ends at op");
+    assert(
+      this.#log.head === op || op <= this.#commitMin || op <= this.#log.anchorOp,
+      `installed log ends at op ${op}: head ${this.#log.head} commit ${this.#commitMin} anchor ${this.#log.anchorOp} headers ${decoded.map((d) => d.header.op)}`,
+    );
   }
 
   #sendStartView(to: number): void {
     assert(this.#status === "normal" && this.#isPrimary(), "only a normal primary sends start_view");
-    const headers: Uint8Array[] = [];
-    for (let op = this.#log.head; op > this.#log.anchorOp && headers.length < messageHeadersMax; op--) {
-      const slot = this.#log.get(op);
-      if (slot === undefined || !slot.trusted) break;
-      headers.push(slot.bytes);
-      if (op <= this.#commitMin) break;
-    }
-    headers.reverse();
+    const headers = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax);
     this.#send(to, { kind: "start_view", op: this.#log.head, checkpointOp: this.#checkpointOp, headers });
   }
 
   #onStartView(m: Message & { kind: "start_view" }): void {
-    if (m.replica !== primaryOf(m.view, this.config.replicaCount) || m.view < this.#view) return;
+    if (m.replica !== primaryOf(m.view, this.config.replicaCount)) return;
+    if (m.view < this.#view) {
+      // Rejoin an older view only from a lone view change that promised nothing beyond it.
+      if (this.#status === "normal" || m.view < this.#dvcViewMax || m.view < this.#logView) return;
+    }
     if (m.view === this.#view && this.#status === "normal") {
       this.#sendPrepareOk();
       return;
@@ -1014,7 +1118,7 @@ export class Replica implements ReplicaCore {
       this.counters.droppedMalformed++;
       return;
     }
-    if (m.view > this.#view) this.#abandonPrimaryWork();
+    if (m.view !== this.#view) this.#abandonPrimaryWork();
     this.#view = m.view;
     this.#logView = m.view;
     this.#status = "normal";
@@ -1031,7 +1135,7 @@ export class Replica implements ReplicaCore {
   }
 
   #onRequestStartView(m: Message): void {
-    if (this.#status === "normal" && this.#isPrimary() && m.view <= this.#view) this.#sendStartView(m.replica);
+    if (this.#status === "normal" && this.#isPrimary()) this.#sendStartView(m.replica);
   }
 
   // --- repair ---------------------------------------------------------------------------
@@ -1258,7 +1362,8 @@ export class Replica implements ReplicaCore {
       commit: Math.max(this.#commitMax, this.#checkpointOp),
       checkpointOp: this.#checkpointOp,
     };
-    this.#action({ kind: "write_superblock", id: 0, superblock }, { kind: "superblock", superblock });
+    const sequence = ++this.#superblockSequence;
+    this.#action({ kind: "write_superblock", id: 0, superblock }, { kind: "superblock", superblock, sequence });
   }
 
   /** Queues a storage action with a fresh id (the `id: 0` placeholder is replaced). */
