@@ -9,7 +9,9 @@ export const commands: Record<string, () => Promise<Command>> = {
   "crash-test": () => import("./commands/crash_test.ts").then((m) => m.command),
   format: () => import("./commands/format.ts").then((m) => m.command),
   inspect: () => import("./commands/inspect.ts").then((m) => m.command),
+  "demo-one-node": () => import("./commands/demo_one_node.ts").then((m) => m.command),
   demo: () => import("./commands/demo.ts").then((m) => m.command),
   lincheck: () => import("./commands/lincheck.ts").then((m) => m.command),
+  start: () => import("./commands/start.ts").then((m) => m.command),
   version: () => import("./commands/version.ts").then((m) => m.command),
 };

@@ -122,6 +122,11 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   metrics.collect("chronon_op", "Highest prepared op.", "gauge", () => core.status().op);
   metrics.collect("chronon_view", "Current view.", "gauge", () => core.status().view);
   metrics.collect("chronon_effect_attempts_total", "Effect attempts started by this replica.", "counter", () => effectAttempts + (runner?.attemptsStarted ?? 0));
+  const replicaCounters = (core as { counters?: Readonly<Record<string, number>> }).counters;
+  if (replicaCounters !== undefined) {
+    metrics.collect("chronon_replica_events_total", "Replica counters: messages dropped by reason, repairs, state transfers.", "counter", () =>
+      Object.entries(replicaCounters).map(([event, n]) => [{ event }, n] as const));
+  }
   metrics.collect("chronon_replies_waiting", "Client replies waited for.", "gauge", () => handle.pending);
 
   // Storage.
@@ -150,7 +155,9 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     log: (line) => log(`${prefix} ${line}`),
   });
   bus.onMessage((_from, bytes) => {
-    core.receive(bytes);
+    // A plain copy: the bus hands out Node Buffers, whose slice() is a view into a shared
+    // pool; the replica may keep what it decodes, so give it bytes of its own.
+    core.receive(new Uint8Array(bytes));
     schedulePump();
   });
   metrics.collect("chronon_bus_frames_in_total", "Replica messages received.", "counter", () => bus.counters.framesIn);

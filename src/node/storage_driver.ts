@@ -112,6 +112,11 @@ export class StorageDriver {
           }
           await journal.truncateAfter(action.op - 1);
         }
+        if (action.op > journal.opHead + 1) {
+          // After a state transfer the log continues from the checkpoint: the journal
+          // restarts at this op, chained from the parent the entry names.
+          await journal.resetAfterCheckpoint(action.op - 1, action.header.slice(32, 48));
+        }
         assert(action.op === journal.opHead + 1, `write_entry op ${action.op} leaves a gap after ${journal.opHead}`);
         await journal.append(action.header, action.body);
         this.#timer(action.kind, this.#now() - started);

@@ -10,7 +10,7 @@ import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
 import { startWebhookSink } from "../demo/webhook_sink.ts";
 
-const usage = `chronon demo [--seconds S] [--keep]
+const usage = `chronon demo-one-node [--seconds S] [--keep]
 
 A durable bank with a webhook per transfer, crashed on purpose. A child process orders
 transfers of examples/bank.ts into the real journal (hash chain, group commit, fdatasync),
@@ -25,8 +25,8 @@ at the end checks:
   - money is conserved.
 Exit code 0 only when all hold.
 
-This is one replica: replication across three processes (VSR) is the next step of the
-project; see the README's status section.
+One replica, no network: the smallest setting in which a crash meets the journal and the
+outbox. \`chronon demo\` runs the same bank on a three-replica cluster.
 
   --seconds S   length of the run (default 10)
   --keep        keep the data dir for \`chronon inspect\``;
@@ -38,8 +38,8 @@ interface Child {
 
 /** `chronon demo`. */
 export const command: Command = {
-  name: "demo",
-  summary: "crash a durable bank with webhooks mid-write and prove nothing was lost or applied twice",
+  name: "demo-one-node",
+  summary: "one durable node: SIGKILL mid-write, restart, prove nothing was lost or applied twice",
   usage,
   async run(argv) {
     let values;
@@ -65,7 +65,7 @@ export const command: Command = {
     const sink = await startWebhookSink();
 
     const launch = (): Child => {
-      const { command, args, cwd } = sameRuntimeCommand(["demo", "--node", dataDir, "--sink", sink.url]);
+      const { command, args, cwd } = sameRuntimeCommand(["demo-one-node", "--node", dataDir, "--sink", sink.url]);
       const child = spawn(command, args, { cwd, stdio: ["pipe", "pipe", "inherit"] });
       return { process: child, lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator]() };
     };
