@@ -6,7 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import process from "node:process";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
