@@ -106,7 +106,7 @@ describe("cas register", () => {
     assert.equal(reg([cas(2, null, 4, 1), ok(2, "ok", 2), read(3, 3), ok(3, 4, 4)]).kind, "linearizable", "cas from nil");
     const wrong = reg([write(1, 1, 1), ok(1, "ok", 2), cas(2, 3, 2, 3), ok(2, "ok", 4)]);
     assert.equal(wrong.kind, "not-linearizable");
-    assert.match(wrong.explanation, /impossible next: client 2 cas 3→2/);
+    assert.match(wrong.explanation, /Impossible next: client 2 cas 3→2/);
     const unknown = [write(1, 1, 1), ok(1, "ok", 2), cas(2, 1, 2, 3), info(2, 4)];
     assert.equal(reg([...unknown, read(3, 5), ok(3, 2, 6)]).kind, "linearizable");
     assert.equal(reg([...unknown, read(3, 5), ok(3, 1, 6)]).kind, "linearizable");

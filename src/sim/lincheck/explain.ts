@@ -45,8 +45,8 @@ export function explainViolation<S, I, O>(model: Model<S, I, O>, violation: Viol
     ? "no operation can be linearized first"
     : `the longest linearizable order found has ${prefix.length} operation(s) (ending: ${tail.map((o) => describeOperation(model, o)).join("; ")}), leaving ${violation.stateAfterPrefix}`;
   const parts = [`not linearizable${where}: ${order}`];
-  parts.push(`then ${describeOperation(model, deadline)} had returned but cannot be placed`);
-  if (rejected.length > 0) parts.push(`impossible next: ${listOperations(model, rejected)}`);
-  if (deadEnds.length > 0) parts.push(`possible next but leading to a dead end later: ${listOperations(model, deadEnds)}`);
+  parts.push(`Then ${describeOperation(model, deadline)} had returned but cannot be placed`);
+  if (rejected.length > 0) parts.push(`Impossible next: ${listOperations(model, rejected)}`);
+  if (deadEnds.length > 0) parts.push(`Possible next but leading to a dead end later: ${listOperations(model, deadEnds)}`);
   return parts.join(". ");
 }
