@@ -265,7 +265,7 @@ function decodeEntries(body: Uint8Array): WireEntry[] {
     const header = body.slice(offset, offset + entryHeaderSize);
     const problem = verifyHeader(header);
     if (problem !== null) throw new MessageError("body", `entry header fails verification (${problem})`);
-    const size = new DataView(header.buffer).getUint32(112, true);
+    const size = new DataView(header.buffer, header.byteOffset, header.length).getUint32(112, true);
     if (size > entryBodySizeMax || body.length - offset - entryHeaderSize < size) {
       throw new MessageError("body", "truncated entry body");
     }
