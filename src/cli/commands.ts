@@ -13,5 +13,6 @@ export const commands: Record<string, () => Promise<Command>> = {
   demo: () => import("./commands/demo.ts").then((m) => m.command),
   lincheck: () => import("./commands/lincheck.ts").then((m) => m.command),
   start: () => import("./commands/start.ts").then((m) => m.command),
+  sim: () => import("./commands/sim.ts").then((m) => m.command),
   version: () => import("./commands/version.ts").then((m) => m.command),
 };
