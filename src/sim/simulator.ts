@@ -131,6 +131,9 @@ interface ReplicaSlot {
   skewMs: number;
   restartAtTick: number;
   viewSeen: number;
+  /** Last (view, status) put in the trace. */
+  viewTraced: number;
+  statusTraced: number;
 }
 
 /** Runs one seed; never throws for a replica bug (that is a `crash` failure). */
@@ -187,7 +190,7 @@ export class Simulation {
     const faulty = this.nemesis.shuffle([...Array(replicaCount).keys()]).slice(0, this.profile.faultyReplicaCount);
     for (let r = 0; r < replicaCount; r++) {
       const storage = new SimStorage(r, cluster, this.profile.storage, faulty.includes(r), storagePrng.fork(r));
-      this.replicas.push({ core: null, storage, skewMs: this.pickSkew(), restartAtTick: 0, viewSeen: 0 });
+      this.replicas.push({ core: null, storage, skewMs: this.pickSkew(), restartAtTick: 0, viewSeen: 0, viewTraced: -1, statusTraced: -1 });
     }
     this.world = {
       replicaCount, events: [], historyClock: 0, valueNext: 1, requestsLeft: requestCount,
@@ -213,7 +216,8 @@ export class Simulation {
 
   /** Called by a replica's state machine for every committed entry. */
   onCommit(replica: number, entry: CommittedEntry, stateHash: Uint8Array): void {
-    this.trace.event(this.now, "commit", replica, entry.op, entry.operation, entry.checksum);
+    const detail = this.trace.lines === null ? undefined : `view ${entry.view} ${checksumHex(entry.checksum).slice(0, 12)}`;
+    this.trace.event(this.now, "commit", replica, entry.op, entry.operation, entry.checksum, detail);
     this.commits.record(replica, entry.op, entry.checksum);
     this.stateHashes.record(replica, entry.op, stateHash);
   }
@@ -357,6 +361,7 @@ export class Simulation {
     const slot = this.replicas[r]!;
     assert(slot.core !== null, "crash a running replica");
     slot.core = null;
+    slot.viewTraced = -1;
     slot.storage.crash();
     this.network.dropTo(r);
     slot.restartAtTick = this.now + 1 + this.nemesis.exponential(this.profile.downTicksMean, this.profile.downTicksMean * 8);
@@ -371,7 +376,11 @@ export class Simulation {
     if (this.stats.ticks > 0 || this.now > 0) this.stats.restarts++;
     slot.skewMs = this.pickSkew();
     const stateMachine = new CheckedStateMachine(new KvStateMachine(), r, this);
-    this.trace.event(this.now, "start", r, recovered.headers.length, recovered.faultyOps.length, undefined, recovered.intact ? "intact" : "not-intact");
+    const sb = recovered.superblock;
+    const detail = this.trace.lines === null
+      ? undefined
+      : `${recovered.intact ? "intact" : "not-intact"} view ${sb.view} log_view ${sb.logView} commit ${sb.commit} checkpoint ${recovered.checkpoint?.op ?? 0} faulty [${recovered.faultyOps.join(",")}]`;
+    this.trace.event(this.now, "start", r, recovered.headers.length, recovered.faultyOps.length, undefined, detail);
     slot.core = this.options.factory({ ...this.config, replica: r }, stateMachine, recovered);
     this.pump(r);
   }
@@ -387,6 +396,13 @@ export class Simulation {
       this.pump(r);
       const status = slot.core.status();
       if (status.voting === true && !slot.storage.isIntact) slot.storage.sawVoting();
+      const statusCode = status.status === "normal" ? 0 : status.status === "view_change" ? 1 : 2;
+      if (status.view !== slot.viewTraced || statusCode !== slot.statusTraced) {
+        slot.viewTraced = status.view;
+        slot.statusTraced = statusCode;
+        const detail = this.trace.lines === null ? undefined : `${status.status} op ${status.op} commit ${status.commit} primary ${status.primary}`;
+        this.trace.event(this.now, "status", r, status.view, statusCode, undefined, detail);
+      }
       if (status.view > slot.viewSeen) {
         slot.viewSeen = status.view;
         if (status.view > this.stats.viewMax) {
