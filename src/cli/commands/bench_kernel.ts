@@ -101,7 +101,8 @@ function newBank(accounts: number, webhookUrl: string | null): { executor: Execu
   return { executor, entries };
 }
 
-function applyTrial(events: number, seed: number): number {
+/** One apply trial: bank events applied per second by an executor (see the usage text). */
+export function applyTrial(events: number, seed: number): number {
   const accounts = 1000;
   const { executor, entries } = newBank(accounts, "http://127.0.0.1:1/hook");
   const random = seededRandom(seed);

@@ -1,0 +1,225 @@
+/**
+ * The fast path of `encodeValue`: writes CBOR straight into one reusable buffer, with no
+ * token objects (cborg builds a token tree per value, and that garbage was the largest
+ * cost of applying an event).
+ *
+ * It must write exactly the bytes the cborg path in value_codec.ts writes, because
+ * those bytes are state (the outbox, channels, checkpoints, the state hash). So it only
+ * handles the shapes whose encoding is unambiguous (null, undefined, booleans, safe
+ * integers, strings, Uint8Array, plain arrays, plain objects, Map, Set) and gives up
+ * (`null`) on anything else, and the caller then encodes the whole value with cborg.
+ * Floats and bigints are written by cborg itself, one scalar at a time. A differential
+ * test compares the two paths on random values.
+ * @module
+ */
+
+import { allocateBytes } from "./byte_slab.ts";
+
+/** Nesting depth past which the fast path gives up (the cborg path decides). */
+export const fastDepthMax = 256;
+
+/** Buffer kept between calls; grown on demand, shrunk back when a huge value passed. */
+const bufferSizeKeep = 1 << 20;
+
+const textEncoder = new TextEncoder();
+
+/** Thrown inside the encoder when a value is outside the fast path. */
+const giveUp: unique symbol = Symbol("give up");
+
+type ScalarEncoder = (value: number | bigint) => Uint8Array;
+
+/** A reusable CBOR writer (one per caller that may re-enter: see {@link encodeFast}). */
+class Writer {
+  bytes = new Uint8Array(4096);
+  position = 0;
+
+  constructor(readonly scalar: ScalarEncoder) {}
+
+  reserve(size: number): void {
+    if (this.position + size <= this.bytes.length) return;
+    let length = this.bytes.length * 2;
+    while (length < this.position + size) length *= 2;
+    const grown = new Uint8Array(length);
+    grown.set(this.bytes.subarray(0, this.position));
+    this.bytes = grown;
+  }
+
+  /** Major type `major` (already shifted) with argument `n` (0 ≤ n ≤ 2^53), shortest form. */
+  head(major: number, n: number): void {
+    this.reserve(9);
+    const bytes = this.bytes;
+    let p = this.position;
+    if (n < 24) bytes[p++] = major | n;
+    else if (n < 0x100) {
+      bytes[p++] = major | 24;
+      bytes[p++] = n;
+    } else if (n < 0x1_0000) {
+      bytes[p++] = major | 25;
+      bytes[p++] = n >>> 8;
+      bytes[p++] = n & 0xff;
+    } else if (n < 0x1_0000_0000) {
+      bytes[p++] = major | 26;
+      bytes[p++] = n >>> 24;
+      bytes[p++] = (n >>> 16) & 0xff;
+      bytes[p++] = (n >>> 8) & 0xff;
+      bytes[p++] = n & 0xff;
+    } else {
+      const high = Math.floor(n / 0x1_0000_0000);
+      const low = n >>> 0;
+      bytes[p++] = major | 27;
+      bytes[p++] = high >>> 24;
+      bytes[p++] = (high >>> 16) & 0xff;
+      bytes[p++] = (high >>> 8) & 0xff;
+      bytes[p++] = high & 0xff;
+      bytes[p++] = low >>> 24;
+      bytes[p++] = (low >>> 16) & 0xff;
+      bytes[p++] = (low >>> 8) & 0xff;
+      bytes[p++] = low & 0xff;
+    }
+    this.position = p;
+  }
+
+  raw(chunk: Uint8Array): void {
+    this.reserve(chunk.length);
+    this.bytes.set(chunk, this.position);
+    this.position += chunk.length;
+  }
+
+  string(text: string): void {
+    const length = text.length;
+    if (length <= 512) {
+      // Optimistic ASCII: one byte per UTF-16 unit, header sized for that.
+      const start = this.position;
+      this.head(0x60, length);
+      this.reserve(length);
+      const bytes = this.bytes;
+      let p = this.position;
+      let i = 0;
+      for (; i < length; i++) {
+        const unit = text.charCodeAt(i);
+        if (unit >= 0x80) break;
+        bytes[p++] = unit;
+      }
+      if (i === length) {
+        this.position = p;
+        return;
+      }
+      this.position = start;
+    }
+    // Non-ASCII (or long): UTF-8 with lone surrogates replaced by U+FFFD, as cborg does.
+    const encoded = textEncoder.encode(text);
+    this.head(0x60, encoded.length);
+    this.raw(encoded);
+  }
+
+  value(value: unknown, depth: number): void {
+    switch (typeof value) {
+      case "string":
+        this.string(value);
+        return;
+      case "number":
+        if (Number.isSafeInteger(value)) {
+          // -0 is a safe integer and `>= 0`: written as 0, like the cborg path.
+          if (value >= 0) this.head(0x00, value);
+          else this.head(0x20, -1 - value);
+        } else this.raw(this.scalar(value));
+        return;
+      case "boolean":
+        this.reserve(1);
+        this.bytes[this.position++] = value ? 0xf5 : 0xf4;
+        return;
+      case "undefined":
+        this.reserve(1);
+        this.bytes[this.position++] = 0xf7;
+        return;
+      case "bigint":
+        this.raw(this.scalar(value));
+        return;
+      case "object":
+        break;
+      default:
+        throw giveUp;
+    }
+    if (value === null) {
+      this.reserve(1);
+      this.bytes[this.position++] = 0xf6;
+      return;
+    }
+    if (depth >= fastDepthMax) throw giveUp;
+    if (value instanceof Uint8Array) {
+      this.head(0x40, value.length);
+      this.raw(value);
+      return;
+    }
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto === Object.prototype) {
+      if ((value as { constructor?: unknown }).constructor !== Object) throw giveUp;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record);
+      this.head(0xa0, keys.length);
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        this.string(key);
+        this.value(record[key], depth + 1);
+      }
+      return;
+    }
+    if (proto === Array.prototype && Array.isArray(value)) {
+      const length = value.length;
+      this.head(0x80, length);
+      for (let i = 0; i < length; i++) this.value(value[i], depth + 1);
+      return;
+    }
+    if (proto === Map.prototype && value instanceof Map) {
+      this.head(0xc0, 259);
+      this.head(0x80, value.size * 2);
+      for (const [key, item] of value) {
+        this.value(key, depth + 1);
+        this.value(item, depth + 1);
+      }
+      return;
+    }
+    if (proto === Set.prototype && value instanceof Set) {
+      this.head(0xc0, 258);
+      this.head(0x80, value.size);
+      for (const item of value) this.value(item, depth + 1);
+      return;
+    }
+    throw giveUp;
+  }
+}
+
+let shared: Writer | null = null;
+let sharedBusy = false;
+
+/**
+ * Encodes `value` on the fast path, or returns null when it holds something the fast
+ * path leaves to cborg (then nothing was written anywhere). The result is a fresh
+ * Uint8Array of exactly the encoded size. `scalar` encodes one float or bigint the way
+ * the cborg path would.
+ */
+export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | null {
+  // A getter or proxy trap that encodes while we encode gets its own writer.
+  const writer = sharedBusy ? new Writer(scalar) : (shared ??= new Writer(scalar));
+  const reusing = writer === shared;
+  if (reusing) sharedBusy = true;
+  writer.position = 0;
+  try {
+    writer.value(value, 0);
+    const size = writer.position;
+    const out = allocateBytes(size);
+    const bytes = writer.bytes;
+    // A loop beats subarray + set (a view object per call) for the usual small sizes.
+    if (size <= 256) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
+    else out.set(bytes.subarray(0, size));
+    return out;
+  } catch (error) {
+    if (error === giveUp) return null;
+    throw error;
+  } finally {
+    if (reusing) {
+      sharedBusy = false;
+      if (writer.bytes.length > bufferSizeKeep) writer.bytes = new Uint8Array(4096);
+    }
+  }
+}

@@ -1,0 +1,139 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeSlow, decodeValue, encodeSlow, encodeValue } from "../src/app/value_codec.ts";
+
+/** sfc32-free tiny PRNG (mulberry32): the test must be replayable from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const numbers = [
+  0, -0, 1, -1, 23, 24, -24, -25, 255, 256, -256, -257, 65535, 65536, -65537, 2 ** 32 - 1, 2 ** 32, -(2 ** 32) - 1,
+  Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 53, -(2 ** 53), 1.5, -1.5, 0.1, 1e300, -1e-300, 65504, 65505,
+  5.960464477539063e-8, 3.4028234663852886e38, NaN, Infinity, -Infinity, 1 / 3,
+];
+const strings = ["", "a", "hello", "x".repeat(23), "y".repeat(24), "z".repeat(300), "q".repeat(600), "é", "日本語", "😀", "\ud800", "a\udc00b", "é".repeat(400), "__proto__", "constructor"];
+const bigints = [0n, 1n, -1n, 2n ** 53n, -(2n ** 53n), 2n ** 64n - 1n, -(2n ** 64n)];
+
+function randomValue(random: () => number, depth: number): unknown {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const kind = Math.floor(random() * (depth > 4 ? 7 : 12));
+  switch (kind) {
+    case 0:
+      return pick(numbers);
+    case 1:
+      return Math.floor((random() - 0.5) * 2 ** Math.floor(random() * 54));
+    case 2:
+      return pick(strings);
+    case 3:
+      return pick([null, undefined, true, false]);
+    case 4:
+      return pick(bigints);
+    case 5:
+      return new Uint8Array(Math.floor(random() * 40)).map(() => Math.floor(random() * 256));
+    case 6:
+      return (random() * 1e6).toString(36);
+    case 7:
+      return Array.from({ length: Math.floor(random() * 5) }, () => randomValue(random, depth + 1));
+    case 8: {
+      const out: Record<string, unknown> = {};
+      for (let i = Math.floor(random() * 5); i > 0; i--) out[pick([...strings.filter((s) => s !== "__proto__"), "k" + i])] = randomValue(random, depth + 1);
+      return out;
+    }
+    case 9:
+      return new Map(Array.from({ length: Math.floor(random() * 4) }, () => [randomValue(random, depth + 3), randomValue(random, depth + 1)]));
+    case 10:
+      return new Set(Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth + 3)));
+    default:
+      return { id: "acct-" + Math.floor(random() * 1000), balance: Math.floor(random() * 1e9), list: [1, 2.5, "x"] };
+  }
+}
+
+describe("value codec fast path", () => {
+  test("writes the same bytes as the cborg path and decodes to the same values (1500 random values)", () => {
+    const random = prng(20261128);
+    for (let i = 0; i < 1500; i++) {
+      const value = randomValue(random, 0);
+      // cborg sometimes returns a Node Buffer: compare the bytes, not the class.
+      const expected = new Uint8Array(encodeSlow(value));
+      const actual = encodeValue(value);
+      assert.deepEqual(actual, expected, `value ${i}`);
+      assert.deepEqual(decodeValue(expected), decodeSlow(expected), `decode ${i}`);
+    }
+  });
+
+  test("decoding corrupted bytes gives what cborg gives: the same value or an error", () => {
+    const random = prng(7);
+    let errors = 0;
+    for (let i = 0; i < 1500; i++) {
+      const bytes = new Uint8Array(encodeSlow(randomValue(random, 0)));
+      const corrupt = bytes.slice(0, Math.max(0, bytes.length - (random() < 0.3 ? 1 : 0)));
+      if (corrupt.length > 0 && random() < 0.7) corrupt[Math.floor(random() * corrupt.length)] = Math.floor(random() * 256);
+      let expected: { value: unknown } | null = null;
+      try {
+        expected = { value: decodeSlow(corrupt) };
+      } catch {
+        expected = null;
+      }
+      if (expected === null) {
+        errors++;
+        assert.throws(() => decodeValue(corrupt), `case ${i} must throw`);
+      } else {
+        assert.deepEqual(decodeValue(corrupt), expected.value, `case ${i}`);
+      }
+    }
+    assert.ok(errors > 100, `corruption produced only ${errors} errors`);
+  });
+
+  test("edge shapes: duplicate keys and __proto__ are left to cborg; unsupported values still throw", () => {
+    // {a: 1, a: 2}
+    const duplicate = new Uint8Array([0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02]);
+    assert.throws(() => decodeValue(duplicate));
+    assert.throws(() => decodeSlow(duplicate));
+    const proto = new Uint8Array([0xa1, 0x69, ..."__proto__".split("").map((c) => c.charCodeAt(0)), 0xa0]);
+    let slow: unknown;
+    let slowError = false;
+    try {
+      slow = decodeSlow(proto);
+    } catch {
+      slowError = true;
+    }
+    if (slowError) assert.throws(() => decodeValue(proto));
+    else {
+      const fast = decodeValue(proto) as object;
+      assert.deepEqual(Object.keys(fast), Object.keys(slow as object));
+      assert.equal(Object.getPrototypeOf(fast) === Object.prototype, Object.getPrototypeOf(slow) === Object.prototype);
+    }
+    assert.throws(() => encodeValue({ f: () => 1 }));
+    assert.throws(() => encodeValue(new Map([["d", new Date(0)]])));
+    assert.throws(() => encodeValue(Symbol("s")));
+    // Deep nesting leaves the fast path and is judged by the reference path.
+    let deep: unknown = 1;
+    for (let i = 0; i < 300; i++) deep = [deep];
+    assert.deepEqual(encodeValue(deep), new Uint8Array(encodeSlow(deep)));
+    // 2^53 and -(2^53) in 64-bit form decode as bigints on both paths.
+    const big = encodeSlow(2n ** 53n);
+    assert.equal(decodeValue(big), decodeSlow(big));
+    const negative = encodeSlow(-(2n ** 53n) - 1n + 1n);
+    assert.equal(decodeValue(negative), decodeSlow(negative));
+  });
+
+  test("re-entrant encodes (a getter that encodes) do not corrupt each other", () => {
+    const inner = { x: "inner value" };
+    const outer = {
+      a: 1,
+      get b() {
+        return encodeValue(inner);
+      },
+      c: "after",
+    };
+    assert.deepEqual(encodeValue(outer), new Uint8Array(encodeSlow(outer)));
+  });
+});
