@@ -176,6 +176,22 @@ export class Executor implements StateMachine {
     return this.#state;
   }
 
+  #clientBytes: Uint8Array | null = null;
+  #clientHexCached = "";
+
+  /** The client id as hex; the last one is kept (a client usually sends runs of events). */
+  #clientHex(client: Uint8Array): string {
+    const last = this.#clientBytes;
+    if (last !== null && last.length === client.length) {
+      let i = 0;
+      while (i < client.length && last[i] === client[i]) i++;
+      if (i === client.length) return this.#clientHexCached;
+    }
+    this.#clientBytes = client.slice();
+    this.#clientHexCached = hex128(client);
+    return this.#clientHexCached;
+  }
+
   /** A copy of the kernel counters. */
   counters(): KernelCounters {
     return { ...this.#counters };
@@ -237,7 +253,7 @@ export class Executor implements StateMachine {
     const header: EventHeader = {
       index: entry.op,
       view: entry.view,
-      client: hex128(entry.client),
+      client: this.#clientHex(entry.client),
       request: entry.request,
       schemaVersion,
       timestamp: entry.timestamp,
@@ -251,7 +267,7 @@ export class Executor implements StateMachine {
       return outcome;
     }
     this.#counters.eventsApplied++;
-    return encodeOkReply(outcome.replyBytes, outcome.ids);
+    return outcome.replyBytes ?? encodeOkReply(null, outcome.ids);
   }
 
   /**
@@ -264,18 +280,8 @@ export class Executor implements StateMachine {
     wantsReply: boolean,
     call: (state: unknown, ctx: ApplyContext) => ApplyResult<unknown, unknown, unknown>,
   ): ApplyOutcome {
-    let random: (() => number) | undefined;
-    const ctx: ApplyContext = {
-      blockTime: entry.timestamp,
-      eventIndex: entry.op,
-      view: entry.view,
-      // Seeded on first use: most events never draw.
-      random: () => {
-        random ??= seededFromChecksum(entry.checksum, stream);
-        return random();
-      },
-    };
-    let plan: EffectPlan;
+    const ctx = new Context(entry, stream);
+    let plan: EffectPlan | null;
     let newState: unknown;
     let replyBytes: Uint8Array | null = null;
     beginTransaction();
@@ -286,7 +292,9 @@ export class Executor implements StateMachine {
       }
       newState = unguard(result.state);
       plan = this.#planEffects(result.effects, entry, stream);
-      if (wantsReply && result.reply !== undefined) replyBytes = encodeValue(result.reply);
+      // The whole reply is encoded here, inside the transaction, so an unencodable
+      // reply rejects the event; one encode, no splicing.
+      if (wantsReply) replyBytes = encodeValue({ ok: true, value: result.reply === undefined ? null : result.reply, effects: plan?.ids ?? noIds });
     } catch (error) {
       rollbackTransaction();
       if (error instanceof AssertionFailed) throw error;
@@ -295,18 +303,20 @@ export class Executor implements StateMachine {
     }
     commitTransaction();
     this.#state = newState;
-    this.#record(plan);
-    return { ok: true, replyBytes, ids: plan.ids };
+    if (plan !== null) this.#record(plan);
+    return { ok: true, replyBytes, ids: plan?.ids ?? noIds };
   }
 
-  #planEffects(effects: readonly Effect[] | undefined, entry: CommittedEntry, stream: number): EffectPlan {
-    const plan: EffectPlan = { outbox: [], emits: [], schedules: [], ids: [] };
-    if (effects === undefined) return plan;
+  /** Null when apply returned no effects. */
+  #planEffects(effects: readonly Effect[] | undefined, entry: CommittedEntry, stream: number): EffectPlan | null {
+    if (effects === undefined) return null;
     if (!Array.isArray(effects)) throw new KernelRejection("invalid_effect", "effects must be an array");
     const limits = this.limits;
     if (effects.length > limits.effectsPerEventMax) {
       throw new KernelRejection("invalid_effect", `${effects.length} effects exceed the limit of ${limits.effectsPerEventMax} per event`);
     }
+    if (effects.length === 0) return null;
+    const plan: EffectPlan = { outbox: [], emits: [], schedules: [], ids: [] };
     let newChannels = 0;
     for (let index = 0; index < effects.length; index++) {
       const effect: unknown = effects[index];
@@ -373,7 +383,7 @@ export class Executor implements StateMachine {
         state = { nextSeq: 0, entries: [] };
         this.#channels.set(channel, state);
       }
-      state.entries.push({ seq: state.nextSeq++, ...entry });
+      state.entries.push({ seq: state.nextSeq++, id: entry.id, payloadBytes: entry.payloadBytes, eventIndex: entry.eventIndex, timestampMs: entry.timestampMs });
       const retention = this.limits.channelRetention;
       // Drop in batches so the array shifts once per quarter of the retention.
       if (state.entries.length >= retention + Math.ceil(retention / 4)) {
@@ -413,7 +423,8 @@ export class Executor implements StateMachine {
     let ignored = 0;
     for (let k = 0; k < results.length; k++) {
       const outcome = results[k]!;
-      const stored = typeof outcome === "object" && outcome !== null && isEffectId(outcome.id) ? this.#outbox.get(outcome.id) : undefined;
+      // Every key of the outbox is a well-formed id: a lookup is the shape check.
+      const stored = typeof outcome === "object" && outcome !== null && typeof outcome.id === "string" ? this.#outbox.get(outcome.id) : undefined;
       const valid = stored !== undefined &&
         stored.status === "pending" &&
         outcome.generation === stored.generation &&
@@ -506,6 +517,9 @@ export class Executor implements StateMachine {
 
   #boundedValue(value: unknown): unknown {
     if (value === undefined) return undefined;
+    // Scalars encode in at most 9 bytes: no need to encode them to know they fit.
+    const scalar = value === null || typeof value === "boolean" || typeof value === "number";
+    if (scalar && this.limits.resultValueSizeMax >= 9) return value;
     let size: number;
     try {
       size = encodeValue(value).length;
@@ -745,6 +759,35 @@ export interface KernelStatus {
   readonly nextDueMs: number | null;
   readonly channels: number;
   readonly counters: KernelCounters;
+}
+
+const noIds: string[] = [];
+
+/**
+ * The ApplyContext of one app call. Its PRNG is seeded on the first draw: most events
+ * never draw, and seeding mixes twelve rounds.
+ */
+class Context implements ApplyContext {
+  readonly blockTime: number;
+  readonly eventIndex: number;
+  readonly view: number;
+  readonly #checksum: Uint8Array;
+  readonly #stream: number;
+  #random: (() => number) | null = null;
+
+  constructor(entry: CommittedEntry, stream: number) {
+    this.blockTime = entry.timestamp;
+    this.eventIndex = entry.op;
+    this.view = entry.view;
+    this.#checksum = entry.checksum;
+    this.#stream = stream;
+  }
+
+  /** An arrow, so `const { random } = ctx` works as it did with a plain object. */
+  readonly random = (): number => {
+    this.#random ??= seededFromChecksum(this.#checksum, this.#stream);
+    return this.#random();
+  };
 }
 
 function forbidden(operation: number): KernelReply {

@@ -42,36 +42,52 @@ export interface OutboxEntry {
   lastError: string | null;
 }
 
-const hexByte: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const hexDigitCodes: number[] = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
+/** Char codes of the id being built (reused: ids are built one at a time, synchronously). */
+const idCodes: number[] = new Array<number>(32).fill(0x30);
 
-/** Lower-case hex of 16 bytes through a table (on the apply path: no per-byte padStart). */
+function putHexByte(at: number, byte: number): void {
+  idCodes[at] = hexDigitCodes[byte >>> 4]!;
+  idCodes[at + 1] = hexDigitCodes[byte & 15]!;
+}
+
+/** Lower-case hex of 16 bytes (on the apply path: one string, no concatenation). */
 export function hex128(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < 16; i++) out += hexByte[bytes[i]!]!;
-  return out;
+  assert(bytes.length >= 16, "hex128 needs 16 bytes");
+  for (let i = 0; i < 16; i++) putHexByte(2 * i, bytes[i]!);
+  return String.fromCharCode.apply(null, idCodes);
 }
 
 /**
  * The deterministic id of the `index`-th effect of sub-event `stream` of the entry with
  * header checksum `entryChecksum`: the checksum with `stream` XORed into bytes 8..11 and
- * `index` into bytes 12..15, as 32 hex digits. Stream 0 is the entry's own event; stream
- * k > 0 the k-th event it carries (a scheduled event or an effect outcome). Entry
- * checksums are unique 128-bit hashes, so two ids collide only if two checksums differ
- * in exactly those XOR masks: probability about 2^-128 per pair. (No hash per effect:
- * this is on the apply path.)
+ * `index` into bytes 12..15 (both little-endian u32), as 32 hex digits. Stream 0 is the
+ * entry's own event; stream k > 0 the k-th event it carries (a scheduled event or an
+ * effect outcome). Entry checksums are unique 128-bit hashes, so two ids collide only if
+ * two checksums differ in exactly those XOR masks: probability about 2^-128 per pair.
+ * (No hash and no allocation but the string: this is on the apply path.)
  */
 export function effectId(entryChecksum: Uint8Array, stream: number, index: number): string {
   assert(Number.isSafeInteger(stream) && stream >= 0 && stream <= 0xffff_ffff, "effect stream out of range");
   assert(Number.isSafeInteger(index) && index >= 0 && index <= 0xffff_ffff, "effect index out of range");
   assert(entryChecksum.length >= 16, "entry checksum must hold 16 bytes");
-  const bytes = entryChecksum.slice(0, 16);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(8, view.getUint32(8, true) ^ stream, true);
-  view.setUint32(12, view.getUint32(12, true) ^ index, true);
-  return hex128(bytes);
+  const c = entryChecksum;
+  for (let i = 0; i < 8; i++) putHexByte(2 * i, c[i]!);
+  const word8 = (c[8]! | (c[9]! << 8) | (c[10]! << 16) | (c[11]! << 24)) ^ stream;
+  const word12 = (c[12]! | (c[13]! << 8) | (c[14]! << 16) | (c[15]! << 24)) ^ index;
+  for (let k = 0; k < 4; k++) {
+    putHexByte(16 + 2 * k, (word8 >>> (8 * k)) & 0xff);
+    putHexByte(24 + 2 * k, (word12 >>> (8 * k)) & 0xff);
+  }
+  return String.fromCharCode.apply(null, idCodes);
 }
 
 /** Checks an effect id's shape (operator input). */
 export function isEffectId(value: unknown): value is string {
-  return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+  if (typeof value !== "string" || value.length !== 32) return false;
+  for (let i = 0; i < 32; i++) {
+    const code = value.charCodeAt(i);
+    if (!((code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x66))) return false;
+  }
+  return true;
 }

@@ -18,17 +18,27 @@
  */
 import { assert } from "../assert.ts";
 
-type UndoRecord =
-  | { readonly kind: "property"; readonly target: Record<PropertyKey, unknown>; readonly key: PropertyKey; readonly had: boolean; readonly old: unknown }
-  | { readonly kind: "map"; readonly target: Map<unknown, unknown>; readonly key: unknown; readonly had: boolean; readonly old: unknown }
-  | { readonly kind: "set"; readonly target: Set<unknown>; readonly key: unknown; readonly had: boolean }
-  | { readonly kind: "capture"; readonly restore: () => void };
+/** Undo record kinds (the log is kept in parallel arrays: no object per write). */
+const undoProperty = 0;
+const undoMap = 1;
+const undoSet = 2;
+const undoCapture = 3;
 
 type Mode = "pass" | "record" | "read_only";
 
 let mode: Mode = "pass";
-let undo: UndoRecord[] = [];
+// The undo log: record i is (undoKinds[i], undoTargets[i], undoKeys[i], undoHads[i],
+// undoOlds[i]); a capture keeps its restore function in undoOlds. Reused between
+// transactions (cleared, never reallocated).
+const undoKinds: number[] = [];
+const undoTargets: object[] = [];
+const undoKeys: unknown[] = [];
+const undoHads: boolean[] = [];
+const undoOlds: unknown[] = [];
+let undoLength = 0;
+/** Containers captured in this transaction; replaced only when a transaction used it. */
 let captured = new WeakSet<object>();
+let capturedAny = false;
 
 const proxyTarget = new WeakMap<object, object>();
 const targetProxy = new WeakMap<object, object>();
@@ -41,11 +51,24 @@ export class StateReadOnlyError extends TypeError {
   override readonly name = "StateReadOnlyError";
 }
 
-function push(record: UndoRecord): void {
-  if (undo.length >= undoRecordsMax) {
+function push(kind: number, target: object, key: unknown, had: boolean, old: unknown): void {
+  const at = undoLength;
+  if (at >= undoRecordsMax) {
     throw new RangeError(`apply made more than ${undoRecordsMax} writes to the state in one event`);
   }
-  undo.push(record);
+  undoKinds[at] = kind;
+  undoTargets[at] = target;
+  undoKeys[at] = key;
+  undoHads[at] = had;
+  undoOlds[at] = old;
+  undoLength = at + 1;
+}
+
+function markCaptured(target: object): boolean {
+  if (captured.has(target)) return false;
+  captured.add(target);
+  capturedAny = true;
+  return true;
 }
 
 function writable(): boolean {
@@ -56,12 +79,13 @@ function writable(): boolean {
 /** The proxy for `value` (or the value itself for primitives, bytes and frozen objects). */
 export function guard<T>(value: T): T {
   if (typeof value !== "object" || value === null) return value;
-  if (proxyTarget.has(value)) return value;
-  if (ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
+  // The usual case first: a state object guarded before.
   const existing = targetProxy.get(value);
   if (existing !== undefined) return existing as T;
+  if (proxyTarget.has(value)) return value;
+  if (ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
   let proxy: object;
-  if (value instanceof Map) proxy = new Proxy(value, mapHandler);
+  if (value instanceof Map) proxy = new Proxy(value, mapHandler(value));
   else if (value instanceof Set) proxy = new Proxy(value, setHandler);
   else proxy = new Proxy(value as Record<PropertyKey, unknown>, objectHandler);
   proxyTarget.set(proxy, value);
@@ -77,20 +101,16 @@ export function unguard<T>(value: T): T {
 }
 
 function captureObject(target: Record<PropertyKey, unknown>): void {
-  if (captured.has(target)) return;
-  captured.add(target);
+  if (!markCaptured(target)) return;
   const keys = Reflect.ownKeys(target);
   const descriptors = keys.map((key) => [key, Reflect.getOwnPropertyDescriptor(target, key)!] as const);
   const isArray = Array.isArray(target);
-  push({
-    kind: "capture",
-    restore: () => {
-      for (const key of Reflect.ownKeys(target)) {
-        if (!(isArray && key === "length")) Reflect.deleteProperty(target, key);
-      }
-      if (isArray) (target as unknown as unknown[]).length = 0;
-      for (const [key, descriptor] of descriptors) Reflect.defineProperty(target, key, descriptor);
-    },
+  push(undoCapture, target, undefined, true, () => {
+    for (const key of Reflect.ownKeys(target)) {
+      if (!(isArray && key === "length")) Reflect.deleteProperty(target, key);
+    }
+    if (isArray) (target as unknown as unknown[]).length = 0;
+    for (const [key, descriptor] of descriptors) Reflect.defineProperty(target, key, descriptor);
   });
 }
 
@@ -105,9 +125,9 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
       // Writing past an array's end grows its length implicitly: record the old length
       // first, so the undo (newest first) deletes the element and then truncates.
       if (Array.isArray(target) && typeof key === "string" && Number(key) >= target.length) {
-        push({ kind: "property", target, key: "length", had: true, old: target.length });
+        push(undoProperty, target, "length", true, target.length);
       }
-      push({ kind: "property", target, key, had: Object.hasOwn(target, key), old: target[key] });
+      push(undoProperty, target, key, Object.hasOwn(target, key), target[key]);
     }
     target[key] = unguard(value);
     return true;
@@ -128,15 +148,11 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
 };
 
 function captureMap(target: Map<unknown, unknown>): void {
-  if (captured.has(target)) return;
-  captured.add(target);
+  if (!markCaptured(target)) return;
   const entries = Array.from(target);
-  push({
-    kind: "capture",
-    restore: () => {
-      target.clear();
-      for (const [key, value] of entries) target.set(key, value);
-    },
+  push(undoCapture, target, undefined, true, () => {
+    target.clear();
+    for (const [key, value] of entries) target.set(key, value);
   });
 }
 
@@ -148,63 +164,74 @@ function* guardedValues(iterator: Iterable<unknown>): Generator<unknown> {
   for (const value of iterator) yield guard(value);
 }
 
-const mapHandler: ProxyHandler<Map<unknown, unknown>> = {
-  get(target, key, receiver) {
-    switch (key) {
-      case "get":
-        return (k: unknown) => guard(target.get(k));
-      case "set":
-        return (k: unknown, value: unknown) => {
-          if (writable()) push({ kind: "map", target, key: k, had: target.has(k), old: target.get(k) });
-          target.set(k, unguard(value));
-          return receiver;
-        };
-      case "delete":
-        return (k: unknown) => {
-          if (writable() && target.has(k)) captureMap(target);
-          return target.delete(k);
-        };
-      case "clear":
-        return () => {
-          if (writable() && target.size > 0) captureMap(target);
-          target.clear();
-        };
-      case "has":
-        return (k: unknown) => target.has(k);
-      case "size":
-        return target.size;
-      case "keys":
-        return () => target.keys();
-      case "values":
-        return () => guardedValues(target.values());
-      case "entries":
-      case Symbol.iterator:
-        return () => guardedEntries(target.entries());
-      case "forEach":
-        return (callback: (value: unknown, key: unknown, map: unknown) => void, thisArg?: unknown) => {
-          target.forEach((value, k) => callback.call(thisArg, guard(value), k, receiver));
-        };
-      default: {
-        const value = Reflect.get(target, key, target);
-        return typeof value === "function" ? value.bind(target) : value;
+/**
+ * The handler of one Map's proxy: its methods are made once per Map (apply reads
+ * `accounts.get` on every event; a closure per read was measurable garbage).
+ */
+function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, unknown>> {
+  let receiver: unknown;
+  const methods = {
+    get: (k: unknown) => guard(target.get(k)),
+    set: (k: unknown, value: unknown) => {
+      if (writable()) {
+        const had = target.has(k);
+        push(undoMap, target, k, had, had ? target.get(k) : undefined);
       }
-    }
-  },
-  set() {
-    throw new TypeError("apply must not set properties on a Map (use map.set)");
-  },
-};
+      target.set(k, unguard(value));
+      return receiver;
+    },
+    delete: (k: unknown) => {
+      if (writable() && target.has(k)) captureMap(target);
+      return target.delete(k);
+    },
+    clear: () => {
+      if (writable() && target.size > 0) captureMap(target);
+      target.clear();
+    },
+    has: (k: unknown) => target.has(k),
+    keys: () => target.keys(),
+    values: () => guardedValues(target.values()),
+    entries: () => guardedEntries(target.entries()),
+    forEach: (callback: (value: unknown, key: unknown, map: unknown) => void, thisArg?: unknown) => {
+      target.forEach((value, k) => callback.call(thisArg, guard(value), k, receiver));
+    },
+  };
+  return {
+    get(target, key, proxy) {
+      receiver = proxy;
+      switch (key) {
+        case "get":
+        case "set":
+        case "delete":
+        case "clear":
+        case "has":
+        case "keys":
+        case "values":
+        case "entries":
+        case "forEach":
+          return methods[key];
+        case "size":
+          return target.size;
+        case Symbol.iterator:
+          return methods.entries;
+        default: {
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+      }
+    },
+    set() {
+      throw new TypeError("apply must not set properties on a Map (use map.set)");
+    },
+  };
+}
 
 function captureSet(target: Set<unknown>): void {
-  if (captured.has(target)) return;
-  captured.add(target);
+  if (!markCaptured(target)) return;
   const members = Array.from(target);
-  push({
-    kind: "capture",
-    restore: () => {
-      target.clear();
-      for (const member of members) target.add(member);
-    },
+  push(undoCapture, target, undefined, true, () => {
+    target.clear();
+    for (const member of members) target.add(member);
   });
 }
 
@@ -214,7 +241,7 @@ const setHandler: ProxyHandler<Set<unknown>> = {
       case "add":
         return (value: unknown) => {
           const member = unguard(value);
-          if (writable() && !target.has(member)) push({ kind: "set", target, key: member, had: false });
+          if (writable() && !target.has(member)) push(undoSet, target, member, false, undefined);
           target.add(member);
           return receiver;
         };
@@ -255,45 +282,72 @@ const setHandler: ProxyHandler<Set<unknown>> = {
 /** Opens a transaction: writes through guard proxies are recorded until commit/rollback. */
 export function beginTransaction(): void {
   assert(mode === "pass", `state transaction opened while ${mode}`);
-  assert(undo.length === 0, "undo log not empty at transaction start");
+  assert(undoLength === 0, "undo log not empty at transaction start");
   mode = "record";
+}
+
+/** Undo log slots kept for the next transaction. */
+const undoKeepMax = 4096;
+
+/** Forgets the undo log (references cleared so the log does not keep old values alive). */
+function clearLog(): void {
+  if (undoLength > undoKeepMax) {
+    // A huge transaction: give the memory back rather than keep a million slots.
+    undoKinds.length = undoTargets.length = undoKeys.length = undoHads.length = undoOlds.length = 0;
+  } else {
+    undoTargets.fill(undefined as unknown as object, 0, undoLength);
+    undoKeys.fill(undefined, 0, undoLength);
+    undoOlds.fill(undefined, 0, undoLength);
+  }
+  undoLength = 0;
+  if (capturedAny) {
+    captured = new WeakSet();
+    capturedAny = false;
+  }
 }
 
 /** Keeps every write of the transaction. */
 export function commitTransaction(): void {
   assert(mode === "record", "commit without a transaction");
   mode = "pass";
-  undo = [];
-  captured = new WeakSet();
+  clearLog();
 }
 
 /** Undoes every write of the transaction, newest first. Returns the number undone. */
 export function rollbackTransaction(): number {
   assert(mode === "record", "rollback without a transaction");
   mode = "pass";
-  const records = undo;
-  undo = [];
-  captured = new WeakSet();
-  for (let i = records.length - 1; i >= 0; i--) {
-    const record = records[i]!;
-    switch (record.kind) {
-      case "property":
-        if (record.had) record.target[record.key] = record.old;
-        else delete record.target[record.key];
-        break;
-      case "map":
-        if (record.had) record.target.set(record.key, record.old);
-        else record.target.delete(record.key);
-        break;
-      case "set":
-        if (!record.had) record.target.delete(record.key);
-        break;
-      case "capture":
-        record.restore();
-        break;
+  const count = undoLength;
+  try {
+    for (let i = count - 1; i >= 0; i--) {
+      const key = undoKeys[i];
+      const had = undoHads[i]!;
+      const old = undoOlds[i];
+      switch (undoKinds[i]) {
+        case undoProperty: {
+          const target = undoTargets[i] as Record<PropertyKey, unknown>;
+          if (had) target[key as PropertyKey] = old;
+          else delete target[key as PropertyKey];
+          break;
+        }
+        case undoMap: {
+          const target = undoTargets[i] as Map<unknown, unknown>;
+          if (had) target.set(key, old);
+          else target.delete(key);
+          break;
+        }
+        case undoSet:
+          if (!had) (undoTargets[i] as Set<unknown>).delete(key);
+          break;
+        case undoCapture:
+          (old as () => void)();
+          break;
+      }
     }
+  } finally {
+    clearLog();
   }
-  return records.length;
+  return count;
 }
 
 /** Runs `body` with writes through guard proxies forbidden (for queries). */
