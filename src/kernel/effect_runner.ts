@@ -30,6 +30,8 @@ import { encodeEffectResults, operationEffectResults, operationScheduleTick } fr
 import type { EffectOutcome } from "../app/wire.ts";
 import { assert } from "../assert.ts";
 import type { Executor, StoredOutboxEntry } from "./executor.ts";
+import { defaultHttpTransport, fetchTransport } from "./http_transport.ts";
+import type { HttpTransport } from "./http_transport.ts";
 
 /** Time as the runner sees it (virtual in the simulator). */
 export interface RunnerClock {
@@ -95,6 +97,7 @@ export interface EffectRunnerOptions {
   readonly clock?: RunnerClock;
   /** Uniform numbers in [0, 1) for jitter. */
   readonly random?: () => number;
+  /** Sends HTTP effects through this fetch (default: node:http on Node, fetch elsewhere; see http_transport.ts). */
   readonly fetch?: typeof fetch;
   readonly handlers?: Readonly<Record<string, EffectHandler>>;
   readonly logger?: EffectLogger;
@@ -154,6 +157,10 @@ export class EffectRunner {
   readonly #resultsBatchMax: number;
   readonly #submitsInFlightMax: number;
   readonly #active = new Map<string, InFlightEffect>();
+  /** Controllers of the HTTP attempts running now; stop() aborts them. */
+  readonly #attemptControllers = new Set<AbortController>();
+  /** Made on the first HTTP attempt; closed by stop(). */
+  #transport: HttpTransport | null = null;
   #outcomes: EffectOutcome[] = [];
   #submitsInFlight = 0;
   #tickInFlight = false;
@@ -207,7 +214,11 @@ export class EffectRunner {
   /** Stops at once: aborts requests and timers; unsubmitted outcomes are dropped. */
   stop(): void {
     if (this.#abort.signal.aborted) return;
-    this.#abort.abort(new Error("effect runner stopped"));
+    const reason = new Error("effect runner stopped");
+    this.#abort.abort(reason);
+    for (const controller of this.#attemptControllers) controller.abort(reason);
+    this.#attemptControllers.clear();
+    this.#transport?.close();
     this.#outcomes = [];
   }
 
@@ -386,17 +397,37 @@ export class EffectRunner {
       "chronon-view": String(this.view),
       "chronon-attempt": String(attempt),
     });
-    const timeoutSignal = (this.#options.timeoutSignal ?? AbortSignal.timeout)(effect.timeoutMs);
-    const signal = AbortSignal.any([runnerSignal, timeoutSignal]);
+    if (runnerSignal.aborted) return { kind: "retry", error: "effect runner stopped" };
+    // One plain AbortController per attempt, aborted by the timeout or by stop(). (On
+    // Node 20, AbortSignal.timeout and AbortSignal.any cost tens of microseconds each:
+    // they make transferable signals; that was the largest item of an HTTP effect.)
+    const controller = new AbortController();
+    let timedOut = false;
+    const onTimeout = (): void => {
+      timedOut = true;
+      controller.abort(new Error(`timed out after ${effect.timeoutMs} ms`));
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timeoutSignal: AbortSignal | undefined;
+    if (this.#options.timeoutSignal !== undefined) {
+      timeoutSignal = this.#options.timeoutSignal(effect.timeoutMs);
+      if (timeoutSignal.aborted) onTimeout();
+      else timeoutSignal.addEventListener("abort", onTimeout, { once: true });
+    } else {
+      timer = setTimeout(onTimeout, effect.timeoutMs);
+    }
+    this.#attemptControllers.add(controller);
     try {
-      const response = await (this.#options.fetch ?? fetch)(effect.url, {
+      this.#transport ??= this.#options.fetch !== undefined ? fetchTransport(this.#options.fetch) : defaultHttpTransport(this.#inFlightMax);
+      const text = await this.#transport.send({
+        url: effect.url,
         method: effect.method,
         headers,
-        ...(body !== undefined ? { body } : {}),
-        signal,
+        body,
+        signal: controller.signal,
+        bodySizeMax: this.#options.responseBodySizeMax ?? 16 * 1024,
       });
-      const text = await readBounded(response, this.#options.responseBodySizeMax ?? 16 * 1024);
-      const status = response.status;
+      const status = text.status;
       if (status >= 200 && status < 300) {
         const value: HttpResult = { status, body: text.body, truncated: text.truncated };
         return { kind: "ok", value };
@@ -405,39 +436,14 @@ export class EffectRunner {
       const retryable = status === 408 || status === 425 || status === 429 || status >= 500 || status < 400;
       return { kind: retryable ? "retry" : "permanent", error };
     } catch (error) {
-      if (timeoutSignal.aborted) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
+      if (timedOut) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
       return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      timeoutSignal?.removeEventListener("abort", onTimeout);
+      this.#attemptControllers.delete(controller);
     }
   }
 }
 
 const tickBody = new Uint8Array([0xf6]); // CBOR null
-
-/** Reads at most `sizeMax` bytes of a response body as UTF-8, then cancels the rest. */
-async function readBounded(response: Response, sizeMax: number): Promise<{ body: string; truncated: boolean }> {
-  if (response.body === null) return { body: "", truncated: false };
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let truncated = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (size + value.length > sizeMax) {
-      chunks.push(value.subarray(0, sizeMax - size));
-      size = sizeMax;
-      truncated = true;
-      await reader.cancel().catch(() => {});
-      break;
-    }
-    chunks.push(value);
-    size += value.length;
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return { body: new TextDecoder("utf-8", { fatal: false }).decode(bytes), truncated };
-}
