@@ -110,6 +110,11 @@ export interface EffectRunnerOptions {
   readonly inFlightMax?: number;
   /** Outcomes per op-17 entry (default 256; at most the executor's resultsPerEntryMax). */
   readonly resultsBatchMax?: number;
+  /**
+   * How long a finished outcome waits for others to share its op-17 entry (default 2 ms;
+   * 0 submits each at once). A full batch is submitted without waiting.
+   */
+  readonly resultsDelayMs?: number;
   /** Op-17 submissions in flight at once (default 4). */
   readonly submitsInFlightMax?: number;
   /** Bytes of an HTTP response body kept in the result (default 16 KiB). */
@@ -163,6 +168,9 @@ export class EffectRunner {
   #transport: HttpTransport | null = null;
   #outcomes: EffectOutcome[] = [];
   #submitsInFlight = 0;
+  /** True while a delayed flush of outcomes is waiting. */
+  #flushTimer = false;
+  readonly #resultsDelayMs: number;
   #tickInFlight = false;
   #tickLastMs = -Infinity;
   #tickTimerDueMs: number | null = null;
@@ -183,6 +191,8 @@ export class EffectRunner {
     this.#inFlightMax = options.inFlightMax ?? 64;
     this.#resultsBatchMax = Math.min(options.resultsBatchMax ?? 256, options.executor.limits.resultsPerEntryMax);
     this.#submitsInFlightMax = options.submitsInFlightMax ?? 4;
+    this.#resultsDelayMs = options.resultsDelayMs ?? 2;
+    assert(Number.isFinite(this.#resultsDelayMs) && this.#resultsDelayMs >= 0, "resultsDelayMs must be a non-negative number");
     assert(this.#maxAttempts >= 1 && this.#inFlightMax >= 1 && this.#resultsBatchMax >= 1, "runner bounds must be positive");
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
   }
@@ -302,7 +312,19 @@ export class EffectRunner {
   #finish(item: InFlightEffect, outcome: EffectOutcome): void {
     item.phase = "submitting";
     this.#outcomes.push(outcome);
-    this.#flush();
+    // Outcomes that finish within resultsDelayMs of each other share one op-17 entry:
+    // every entry is a replicated journal write, and one per effect capped throughput.
+    if (this.#outcomes.length >= this.#resultsBatchMax || this.#resultsDelayMs === 0) {
+      this.#flush();
+      return;
+    }
+    if (this.#flushTimer) return;
+    this.#flushTimer = true;
+    this.#task(async () => {
+      await this.#clock.sleep(this.#resultsDelayMs, this.#abort.signal);
+      this.#flushTimer = false;
+      this.#flush();
+    });
   }
 
   #flush(): void {

@@ -168,7 +168,7 @@ function acknowledgeOutbox(executor: Executor, entries: Entries): void {
 }
 
 /** One effects trial: http effects executed and acknowledged per second against a local sink. */
-export async function effectsTrial(count: number): Promise<{ perSecond: number; deliveredTwice: number }> {
+export async function effectsTrial(count: number): Promise<{ perSecond: number; deliveredTwice: number; ackEntries: number }> {
   const deliveries = new Map<string, number>();
   const server = createServer((request, response) => {
     const id = String(request.headers["idempotency-key"]);
@@ -187,6 +187,7 @@ export async function effectsTrial(count: number): Promise<{ perSecond: number; 
       executor.commit(entries.next(operationEvent, encodeEvent({ type: "transfer", from: `acct-${i % 100}`, to: `acct-${(i + 1) % 100}`, amount: 1 })));
     }
     let runner: EffectRunner | null = null;
+    let ackEntries = 0;
     let done: () => void = () => {};
     const finished = new Promise<void>((resolve) => (done = resolve));
     const start = performance.now();
@@ -196,6 +197,7 @@ export async function effectsTrial(count: number): Promise<{ perSecond: number; 
       isPrimary: () => true,
       inFlightMax: 128,
       submit(operation, body) {
+        ackEntries++;
         executor.commit(entries.next(operation, body, true));
         if (executor.outboxSize === 0) done();
         queueMicrotask(() => runner?.wake());
@@ -210,7 +212,7 @@ export async function effectsTrial(count: number): Promise<{ perSecond: number; 
     let twice = 0;
     for (const n of deliveries.values()) if (n > 1) twice++;
     if (deliveries.size !== count) throw new Error(`sink saw ${deliveries.size} ids, expected ${count}`);
-    return { perSecond: count / seconds, deliveredTwice: twice };
+    return { perSecond: count / seconds, deliveredTwice: twice, ackEntries };
   } finally {
     server.closeAllConnections?.();
     await new Promise<void>((resolve) => server.close(() => resolve()));
