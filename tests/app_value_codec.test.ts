@@ -137,3 +137,14 @@ describe("value codec fast path", () => {
     assert.deepEqual(encodeValue(outer), new Uint8Array(encodeSlow(outer)));
   });
 });
+
+describe("value codec fast path: object heads", () => {
+  test("objects with 23, 24, 255, 256 and 70,000 keys encode like the cborg path", () => {
+    for (const count of [0, 1, 23, 24, 255, 256, 70_000]) {
+      const value: Record<string, unknown> = {};
+      for (let i = 0; i < count; i++) value[`k${i}`] = i % 3 === 0 ? { nested: i } : i;
+      assert.deepEqual(encodeValue(value), new Uint8Array(encodeSlow(value)), `${count} keys`);
+      assert.deepEqual(decodeValue(encodeValue(value)), value);
+    }
+  });
+});

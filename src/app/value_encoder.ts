@@ -79,6 +79,18 @@ class Writer {
     this.position = p;
   }
 
+  /** Rewrites the one-byte head at `at` as the longer head for `n` ≥ 24, moving what follows. */
+  widenHead(at: number, major: number, n: number): void {
+    const end = this.position;
+    const width = n < 0x100 ? 2 : n < 0x1_0000 ? 3 : n < 0x1_0000_0000 ? 5 : 9;
+    this.reserve(width - 1);
+    this.bytes.copyWithin(at + width, at + 1, end);
+    this.position = at;
+    this.head(major, n);
+    if (this.position !== at + width) throw new Error("value encoder: widened head has the wrong width");
+    this.position = end + width - 1;
+  }
+
   raw(chunk: Uint8Array): void {
     this.reserve(chunk.length);
     this.bytes.set(chunk, this.position);
@@ -155,13 +167,19 @@ class Writer {
     if (proto === Object.prototype) {
       if ((value as { constructor?: unknown }).constructor !== Object) throw giveUp;
       const record = value as Record<string, unknown>;
-      const keys = Object.keys(record);
-      this.head(0xa0, keys.length);
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!;
+      // for-in (no key array per object); Object.prototype has no enumerable keys
+      // (checked per encode), so it yields exactly Object.keys, in the same order. The
+      // count is known at the end: one header byte is reserved and widened if needed.
+      this.reserve(1);
+      const headAt = this.position++;
+      let count = 0;
+      for (const key in record) {
         this.string(key);
         this.value(record[key], depth + 1);
+        count++;
       }
+      if (count < 24) this.bytes[headAt] = 0xa0 | count;
+      else this.widenHead(headAt, 0xa0, count);
       return;
     }
     if (proto === Array.prototype && Array.isArray(value)) {
@@ -189,6 +207,15 @@ class Writer {
   }
 }
 
+/** True if something added an enumerable property to Object.prototype. */
+function prototypeEnumerable(): boolean {
+  for (const key in Object.prototype) {
+    void key;
+    return true;
+  }
+  return false;
+}
+
 let shared: Writer | null = null;
 let sharedBusy = false;
 
@@ -205,6 +232,8 @@ export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | 
   if (reusing) sharedBusy = true;
   writer.position = 0;
   try {
+    // for-in over plain objects relies on this (see Writer.value).
+    if (prototypeEnumerable()) return null;
     writer.value(value, 0);
     const size = writer.position;
     const out = allocateBytes(size);

@@ -261,7 +261,7 @@ export class Executor implements StateMachine {
     };
     const event: Event<unknown> = { header, payload };
     const app = this.app;
-    const outcome = this.#apply(entry, 0, true, (state, ctx) => app.apply(state, event, ctx));
+    const outcome = this.#apply(entry, 0, true, event, null);
     if (!outcome.ok) {
       this.#counters.eventsRejected++;
       return outcome;
@@ -278,7 +278,10 @@ export class Executor implements StateMachine {
     entry: CommittedEntry,
     stream: number,
     wantsReply: boolean,
-    call: (state: unknown, ctx: ApplyContext) => ApplyResult<unknown, unknown, unknown>,
+    // Exactly one of the two: `app.apply(state, event)` or `app.onEffectResult(state, result)`.
+    // (Not a closure: one per event was measurable.)
+    event: Event<unknown> | null,
+    effectResult: EffectResult | null,
   ): ApplyOutcome {
     const ctx = new Context(entry, stream);
     let plan: EffectPlan | null;
@@ -286,7 +289,14 @@ export class Executor implements StateMachine {
     let replyBytes: Uint8Array | null = null;
     beginTransaction();
     try {
-      const result = call(guard(this.#state), ctx);
+      const app = this.app;
+      const state = guard(this.#state);
+      let result: ApplyResult<unknown, unknown, unknown>;
+      if (event !== null) result = app.apply(state, event, ctx);
+      else {
+        assert(effectResult !== null && app.onEffectResult !== undefined, "an app call needs an event or an effect result");
+        result = app.onEffectResult(state, effectResult, ctx);
+      }
       if (typeof result !== "object" || result === null || !("state" in result)) {
         throw new KernelRejection("rejected", "apply must return an object { state, effects?, reply? }");
       }
@@ -329,7 +339,7 @@ export class Executor implements StateMachine {
           if (payloadBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: emit payload of ${payloadBytes.length} bytes exceeds ${limits.effectSizeMax}`);
           }
-          if (!this.#channels.has(effect.channel) && !plan.emits.some((e) => e.channel === effect.channel)) newChannels++;
+          if (!this.#channels.has(effect.channel) && !plannedChannel(plan, effect.channel)) newChannels++;
           plan.emits.push({ channel: effect.channel, entry: { id, payloadBytes, eventIndex: entry.op, timestampMs: entry.timestamp } });
           break;
         }
@@ -457,8 +467,7 @@ export class Executor implements StateMachine {
         ...(error !== undefined ? { error } : {}),
         attempts,
       };
-      const onEffectResult = this.app.onEffectResult.bind(this.app);
-      const applyOutcome = this.#apply(entry, k + 1, false, (state, ctx) => onEffectResult(state, result, ctx));
+      const applyOutcome = this.#apply(entry, k + 1, false, null, result);
       if (!applyOutcome.ok) this.#counters.effectResultsRejected++;
     }
     this.#counters.outcomesIgnored += ignored;
@@ -485,7 +494,7 @@ export class Executor implements StateMachine {
         scheduledBy: item.id,
       };
       const event: Event<unknown> = { header, payload: decodeValue(item.eventBytes) };
-      const outcome = this.#apply(entry, k + 1, false, (state, ctx) => app.apply(state, event, ctx));
+      const outcome = this.#apply(entry, k + 1, false, event, null);
       if (outcome.ok) this.#counters.scheduledFired++;
       else {
         this.#counters.scheduledRejected++;
@@ -763,6 +772,11 @@ export interface KernelStatus {
 
 const noIds: string[] = [];
 
+function plannedChannel(plan: EffectPlan, channel: string): boolean {
+  for (const emit of plan.emits) if (emit.channel === channel) return true;
+  return false;
+}
+
 /**
  * The ApplyContext of one app call. Its PRNG is seeded on the first draw: most events
  * never draw, and seeding mixes twelve rounds.
@@ -783,11 +797,14 @@ class Context implements ApplyContext {
     this.#stream = stream;
   }
 
-  /** An arrow, so `const { random } = ctx` works as it did with a plain object. */
-  readonly random = (): number => {
+  /**
+   * A getter handing out the PRNG itself, so `const { random } = ctx` works as it did
+   * with a plain object, and no closure is made for events that never draw.
+   */
+  get random(): () => number {
     this.#random ??= seededFromChecksum(this.#checksum, this.#stream);
-    return this.#random();
-  };
+    return this.#random;
+  }
 }
 
 function forbidden(operation: number): KernelReply {
