@@ -260,7 +260,6 @@ export class Executor implements StateMachine {
       origin: "client",
     };
     const event: Event<unknown> = { header, payload };
-    const app = this.app;
     const outcome = this.#apply(entry, 0, true, event, null);
     if (!outcome.ok) {
       this.#counters.eventsRejected++;
