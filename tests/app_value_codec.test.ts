@@ -148,3 +148,17 @@ describe("value codec fast path: object heads", () => {
     }
   });
 });
+
+describe("value codec fast path: a polluted Object.prototype", () => {
+  test("an enumerable inherited key does not change the bytes (the cborg path decides)", () => {
+    const value = { a: 1, b: { c: "x" } };
+    const before = encodeValue(value);
+    Object.defineProperty(Object.prototype, "polluted", { value: 1, enumerable: true, configurable: true });
+    try {
+      assert.deepEqual(encodeValue(value), new Uint8Array(encodeSlow(value)));
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
+    assert.deepEqual(encodeValue(value), before);
+  });
+});

@@ -167,13 +167,15 @@ class Writer {
     if (proto === Object.prototype) {
       if ((value as { constructor?: unknown }).constructor !== Object) throw giveUp;
       const record = value as Record<string, unknown>;
-      // for-in (no key array per object); Object.prototype has no enumerable keys
-      // (checked per encode), so it yields exactly Object.keys, in the same order. The
+      // for-in (no key array per object) yields Object.keys' keys in the same order, plus
+      // enumerable inherited ones, which only a polluted Object.prototype has. The
       // count is known at the end: one header byte is reserved and widened if needed.
       this.reserve(1);
       const headAt = this.position++;
       let count = 0;
       for (const key in record) {
+        // An enumerable key inherited from a polluted Object.prototype: cborg decides.
+        if (!Object.hasOwn(record, key)) throw giveUp;
         this.string(key);
         this.value(record[key], depth + 1);
         count++;
@@ -207,15 +209,6 @@ class Writer {
   }
 }
 
-/** True if something added an enumerable property to Object.prototype. */
-function prototypeEnumerable(): boolean {
-  for (const key in Object.prototype) {
-    void key;
-    return true;
-  }
-  return false;
-}
-
 let shared: Writer | null = null;
 let sharedBusy = false;
 
@@ -232,8 +225,6 @@ export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | 
   if (reusing) sharedBusy = true;
   writer.position = 0;
   try {
-    // for-in over plain objects relies on this (see Writer.value).
-    if (prototypeEnumerable()) return null;
     writer.value(value, 0);
     const size = writer.position;
     const out = allocateBytes(size);
