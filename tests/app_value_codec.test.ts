@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeSlow, decodeValue, encodeSlow, encodeValue } from "../src/app/value_codec.ts";
+import { decodeSlow, decodeValue, encodeOkReplyValue, encodeSlow, encodeValue } from "../src/app/value_codec.ts";
 
 /** sfc32-free tiny PRNG (mulberry32): the test must be replayable from its seed. */
 function prng(seed: number): () => number {
@@ -160,5 +160,16 @@ describe("value codec fast path: a polluted Object.prototype", () => {
       delete (Object.prototype as Record<string, unknown>).polluted;
     }
     assert.deepEqual(encodeValue(value), before);
+  });
+});
+
+describe("value codec: the spliced ok reply", () => {
+  test("encodeOkReplyValue writes the bytes of { ok: true, value, effects }", () => {
+    const random = prng(99);
+    for (let i = 0; i < 300; i++) {
+      const value = randomValue(random, 0);
+      const effects = i % 3 === 0 ? [] : ["0123456789abcdef0123456789abcdef", "x"];
+      assert.deepEqual(encodeOkReplyValue(value, effects), new Uint8Array(encodeSlow({ ok: true, value, effects })), `value ${i}`);
+    }
   });
 });

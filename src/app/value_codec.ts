@@ -21,7 +21,7 @@
 import { decode, encode, Token, Type } from "cborg";
 import type { TagDecoder } from "cborg";
 import { decodeFast } from "./value_decoder.ts";
-import { encodeFast } from "./value_encoder.ts";
+import { encodeFast, encodeFastSpliced } from "./value_encoder.ts";
 
 /** CBOR tag for a Set (an array of members). */
 export const tagSet = 258;
@@ -124,6 +124,17 @@ const decodeOptions = { tags, rejectDuplicateMapKeys: true };
  */
 export function encodeValue(value: unknown): Uint8Array {
   return encodeFast(value, encodeScalar) ?? encodeSlow(value);
+}
+
+const okValuePrefix = new Uint8Array([0xa3, 0x62, 0x6f, 0x6b, 0xf5, 0x65, 0x76, 0x61, 0x6c, 0x75, 0x65]);
+const effectsKey = new Uint8Array([0x67, 0x65, 0x66, 0x66, 0x65, 0x63, 0x74, 0x73]);
+
+/**
+ * `encodeValue({ ok: true, value, effects })`, byte for byte, without building the
+ * object (the kernel's reply to every applied event).
+ */
+export function encodeOkReplyValue(value: unknown, effects: readonly string[]): Uint8Array {
+  return encodeFastSpliced(okValuePrefix, value, effectsKey, effects, encodeScalar) ?? encodeSlow({ ok: true, value, effects });
 }
 
 /** The reference path (cborg tokens): the fast path must write exactly these bytes. */

@@ -213,33 +213,67 @@ let shared: Writer | null = null;
 let sharedBusy = false;
 
 /**
- * Encodes `value` on the fast path, or returns null when it holds something the fast
- * path leaves to cborg (then nothing was written anywhere). The result is a fresh
- * Uint8Array of exactly the encoded size. `scalar` encodes one float or bigint the way
- * the cborg path would.
+ * Encodes the map `{ [first key]: first, [second key]: second }` given as raw bytes
+ * `prefix` (map head, first key), `first`, raw `middle` (second key), `second`: the
+ * bytes the whole object would encode to, without building the object. Null when a
+ * value is outside the fast path.
  */
-export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | null {
-  // A getter or proxy trap that encodes while we encode gets its own writer.
-  const writer = sharedBusy ? new Writer(scalar) : (shared ??= new Writer(scalar));
-  const reusing = writer === shared;
-  if (reusing) sharedBusy = true;
-  writer.position = 0;
+export function encodeFastSpliced(prefix: Uint8Array, first: unknown, middle: Uint8Array, second: unknown, scalar: ScalarEncoder): Uint8Array | null {
+  const writer = acquire(scalar);
   try {
-    writer.value(value, 0);
-    const size = writer.position;
-    const out = allocateBytes(size);
-    const bytes = writer.bytes;
-    // A loop beats subarray + set (a view object per call) for the usual small sizes.
-    if (size <= 256) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
-    else out.set(bytes.subarray(0, size));
-    return out;
+    writer.raw(prefix);
+    writer.value(first, 1);
+    writer.raw(middle);
+    writer.value(second, 1);
+    return result(writer);
   } catch (error) {
     if (error === giveUp) return null;
     throw error;
   } finally {
-    if (reusing) {
-      sharedBusy = false;
-      if (writer.bytes.length > bufferSizeKeep) writer.bytes = new Uint8Array(4096);
-    }
+    release(writer);
   }
+}
+
+/**
+ * Encodes `value` on the fast path, or returns null when it holds something the fast
+ * path leaves to cborg (then nothing was written anywhere). The result is a new
+ * Uint8Array of exactly the encoded size (in slab memory when small). `scalar` encodes
+ * one float or bigint the way the cborg path would.
+ */
+export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | null {
+  const writer = acquire(scalar);
+  try {
+    writer.value(value, 0);
+    return result(writer);
+  } catch (error) {
+    if (error === giveUp) return null;
+    throw error;
+  } finally {
+    release(writer);
+  }
+}
+
+/** The shared writer, or a new one when a getter or proxy trap encodes while we encode. */
+function acquire(scalar: ScalarEncoder): Writer {
+  if (sharedBusy) return new Writer(scalar);
+  const writer = (shared ??= new Writer(scalar));
+  sharedBusy = true;
+  writer.position = 0;
+  return writer;
+}
+
+function release(writer: Writer): void {
+  if (writer !== shared) return;
+  sharedBusy = false;
+  if (writer.bytes.length > bufferSizeKeep) writer.bytes = new Uint8Array(4096);
+}
+
+function result(writer: Writer): Uint8Array {
+  const size = writer.position;
+  const out = allocateBytes(size);
+  const bytes = writer.bytes;
+  // A loop beats subarray + set (a view object per call) for the usual small sizes.
+  if (size <= 256) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
+  else out.set(bytes.subarray(0, size));
+  return out;
 }

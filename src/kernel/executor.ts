@@ -19,7 +19,7 @@
 import type { App, ApplyContext, ApplyResult, EffectResult, Event, EventHeader } from "../app/app.ts";
 import type { Effect } from "../app/effects.ts";
 import { seededFromChecksum } from "../app/random.ts";
-import { decodeValue, encodeValue } from "../app/value_codec.ts";
+import { decodeValue, encodeOkReplyValue, encodeValue } from "../app/value_codec.ts";
 import {
   encodeReply,
   operationEffectDiscard,
@@ -127,7 +127,7 @@ function newCounters(): KernelCounters {
 /** Effects of one apply, checked and encoded, waiting for the apply to be accepted. */
 interface EffectPlan {
   readonly outbox: StoredOutboxEntry[];
-  readonly emits: { channel: string; entry: Omit<ChannelEntry, "seq"> }[];
+  readonly emits: { channel: string; id: string; payloadBytes: Uint8Array }[];
   readonly schedules: ScheduledEvent[];
   readonly ids: string[];
 }
@@ -303,7 +303,7 @@ export class Executor implements StateMachine {
       plan = this.#planEffects(result.effects, entry, stream);
       // The whole reply is encoded here, inside the transaction, so an unencodable
       // reply rejects the event; one encode, no splicing.
-      if (wantsReply) replyBytes = encodeValue({ ok: true, value: result.reply === undefined ? null : result.reply, effects: plan?.ids ?? noIds });
+      if (wantsReply) replyBytes = encodeOkReplyValue(result.reply === undefined ? null : result.reply, plan?.ids ?? noIds);
     } catch (error) {
       rollbackTransaction();
       if (error instanceof AssertionFailed) throw error;
@@ -312,7 +312,7 @@ export class Executor implements StateMachine {
     }
     commitTransaction();
     this.#state = newState;
-    if (plan !== null) this.#record(plan);
+    if (plan !== null) this.#record(plan, entry);
     return { ok: true, replyBytes, ids: plan?.ids ?? noIds };
   }
 
@@ -339,7 +339,7 @@ export class Executor implements StateMachine {
             throw new KernelRejection("invalid_effect", `effect ${index}: emit payload of ${payloadBytes.length} bytes exceeds ${limits.effectSizeMax}`);
           }
           if (!this.#channels.has(effect.channel) && !plannedChannel(plan, effect.channel)) newChannels++;
-          plan.emits.push({ channel: effect.channel, entry: { id, payloadBytes, eventIndex: entry.op, timestampMs: entry.timestamp } });
+          plan.emits.push({ channel: effect.channel, id, payloadBytes });
           break;
         }
         case "schedule": {
@@ -381,18 +381,18 @@ export class Executor implements StateMachine {
     return plan;
   }
 
-  #record(plan: EffectPlan): void {
+  #record(plan: EffectPlan, entry: CommittedEntry): void {
     for (const item of plan.outbox) {
       assert(!this.#outbox.has(item.id), `effect id ${item.id} already in the outbox`);
       this.#outbox.set(item.id, item);
     }
-    for (const { channel, entry } of plan.emits) {
-      let state = this.#channels.get(channel);
+    for (const emit of plan.emits) {
+      let state = this.#channels.get(emit.channel);
       if (state === undefined) {
         state = { nextSeq: 0, entries: [] };
-        this.#channels.set(channel, state);
+        this.#channels.set(emit.channel, state);
       }
-      state.entries.push({ seq: state.nextSeq++, id: entry.id, payloadBytes: entry.payloadBytes, eventIndex: entry.eventIndex, timestampMs: entry.timestampMs });
+      state.entries.push({ seq: state.nextSeq++, id: emit.id, payloadBytes: emit.payloadBytes, eventIndex: entry.op, timestampMs: entry.timestamp });
       const retention = this.limits.channelRetention;
       // Drop in batches so the array shifts once per quarter of the retention.
       if (state.entries.length >= retention + Math.ceil(retention / 4)) {
