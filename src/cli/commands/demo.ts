@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
-import { startWebhookSink } from "../demo/webhook_sink.ts";
+import { auditApplications, startWebhookSink } from "../demo/webhook_sink.ts";
 import { Client } from "../../client/client.ts";
 import { OutcomeUnknownError, RejectedError } from "../../client/errors.ts";
 
@@ -236,17 +236,7 @@ export const command: Command = {
         if (page.entries.length === 0 || page.next === cursor) break;
         cursor = page.next;
       }
-      const appliedOps = new Map<number, number>();
-      let foreign = 0;
-      for (const body of sink.applications().values()) {
-        const op = (body as { op?: unknown } | null)?.op;
-        if (typeof op !== "number" || !committedOps.has(op)) foreign++;
-        else appliedOps.set(op, (appliedOps.get(op) ?? 0) + 1);
-      }
-      let missing = 0;
-      for (const op of committedOps) if (!appliedOps.has(op)) missing++;
-      let doubled = foreign;
-      for (const count of appliedOps.values()) if (count > 1) doubled += count - 1;
+      const { missing, doubled } = auditApplications(sink.applications().values(), committedOps);
       const total = await admin.query({ type: "total" }) as number;
       const counts = sink.counts();
       const transfersWithinBounds = committedOps.size >= acknowledged && committedOps.size <= acknowledged + unknown;

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
-import { startWebhookSink } from "../demo/webhook_sink.ts";
+import { auditApplications, startWebhookSink } from "../demo/webhook_sink.ts";
 
 const usage = `chronon demo-one-node [--seconds S] [--keep]
 
@@ -128,17 +128,7 @@ export const command: Command = {
       await new Promise((resolve) => child.process.once("exit", resolve));
       const report = JSON.parse(reportLine) as { op: number; outbox: number; total: number; transferOps: number[]; rejections: Record<string, number> };
       const committed = new Set(report.transferOps);
-      const appliedByOp = new Map<number, number>();
-      let foreign = 0;
-      for (const body of sink.applications().values()) {
-        const op = (body as { op?: unknown } | null)?.op;
-        if (typeof op !== "number" || !committed.has(op)) foreign++;
-        else appliedByOp.set(op, (appliedByOp.get(op) ?? 0) + 1);
-      }
-      let missing = 0;
-      for (const op of committed) if (!appliedByOp.has(op)) missing++;
-      let doubled = foreign;
-      for (const n of appliedByOp.values()) if (n > 1) doubled += n - 1;
+      const { missing, doubled } = auditApplications(sink.applications().values(), committed);
       const counts = sink.counts();
       const deposits = 16 * 1_000_000;
       const checks: [string, boolean][] = [

@@ -79,3 +79,32 @@ export function startWebhookSink(): Promise<WebhookSink> {
     });
   });
 }
+
+/** What the sink applied, compared with the ops whose events committed a notification. */
+export interface ApplicationAudit {
+  /** Committed ops whose webhook was never applied. */
+  readonly missing: number;
+  /**
+   * Applications beyond one per committed op: the same op applied under several ids, or a
+   * webhook whose op never committed (an effect of an uncommitted event).
+   */
+  readonly doubled: number;
+}
+
+/**
+ * Audits applied webhook bodies (each carrying the `op` of the event that produced it)
+ * against the set of committed ops: every committed op applied exactly once.
+ */
+export function auditApplications(applied: Iterable<unknown>, committedOps: ReadonlySet<number>): ApplicationAudit {
+  const appliedByOp = new Map<number, number>();
+  let doubled = 0;
+  for (const body of applied) {
+    const op = (body as { op?: unknown } | null)?.op;
+    if (typeof op !== "number" || !committedOps.has(op)) doubled++;
+    else appliedByOp.set(op, (appliedByOp.get(op) ?? 0) + 1);
+  }
+  let missing = 0;
+  for (const op of committedOps) if (!appliedByOp.has(op)) missing++;
+  for (const count of appliedByOp.values()) if (count > 1) doubled += count - 1;
+  return { missing, doubled };
+}
