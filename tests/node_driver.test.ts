@@ -94,6 +94,7 @@ test("a node drives its replica: requests are journaled, committed, answered ove
     cluster: "node-driver-test",
     replicas: [{ bus: "127.0.0.1:0", api: "127.0.0.1:0", dataDir: join(dir, "data") }],
     secret: { value: "a-secret-of-enough-length" },
+    token: "none",
   });
   const sink = await startWebhookSink();
   let core: SoloCore | null = null;

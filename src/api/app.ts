@@ -19,6 +19,11 @@ import type { HandleResult, NodeHandle } from "./node_handle.ts";
 export interface ApiOptions {
   /** Bearer token; when set, writes require it, and reads too when readAccess is "token". */
   readonly token?: string;
+  /**
+   * Writes when no token is set: "open" (the default of this library, for tests and
+   * embedding) or "refuse" (what a node started from a cluster file without a token does).
+   */
+  readonly tokenlessWrites?: "open" | "refuse";
   /** Who may read (queries, listings, channels, status, metrics) without the token. */
   readonly readAccess: "public" | "token";
   /** Largest request body in bytes. */
@@ -106,7 +111,13 @@ export function createApi(handle: NodeHandle, options: ApiOptions): Hono {
 
   /** Checks the bearer token for a route of the given access class; a Response refuses. */
   function authorize(c: Context, access: Access): Response | null {
-    if (tokenExpected === null || access === "public") return null;
+    if (access === "public") return null;
+    if (tokenExpected === null) {
+      if (access === "write" && options.tokenlessWrites === "refuse") {
+        return fail("unauthorized", 'no API token is configured, so writes are refused (set "token" in the cluster file; "token": "none" opens writes, for development only)');
+      }
+      return null;
+    }
     if (access === "read" && options.readAccess === "public") return null;
     const header = c.req.header("authorization");
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);

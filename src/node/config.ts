@@ -36,7 +36,12 @@ export interface ClusterConfig {
   readonly cluster: Uint8Array;
   readonly replicas: readonly ReplicaAddress[];
   readonly secret: SecretSource;
-  readonly token: SecretSource | null;
+  /**
+   * The API bearer token. `null` (no `token` in the file): the API refuses every write,
+   * the safe default. `"none"` (`"token": "none"`): writes are open to anyone who can
+   * reach the API, for development only (the node logs a warning at start).
+   */
+  readonly token: SecretSource | "none" | null;
   /** Who may read (queries, status, listings) without the token. */
   readonly readAccess: "public" | "token";
   /** Milliseconds per replica tick. */
@@ -90,11 +95,12 @@ function integer(source: Json, key: string, fallback: number, min: number, max: 
 }
 
 function secretSource(value: unknown, field: string): SecretSource {
-  if (!isObject(value)) throw new ConfigError(field, 'must be {"file": PATH} or {"env": NAME}');
+  const forms = field === "token" ? '{"file": PATH}, {"env": NAME}, {"value": TEXT} or "none"' : '{"file": PATH}, {"env": NAME} or {"value": TEXT}';
+  if (!isObject(value)) throw new ConfigError(field, `must be ${forms}`);
   if (typeof value.file === "string" && value.file !== "") return { file: value.file };
   if (typeof value.env === "string" && value.env !== "") return { env: value.env };
   if (typeof value.value === "string" && value.value !== "") return { value: value.value };
-  throw new ConfigError(field, 'must be {"file": PATH} or {"env": NAME}');
+  throw new ConfigError(field, `must be ${forms}`);
 }
 
 /** Reads a secret from its source; a missing or empty one is a ConfigError. */
@@ -154,12 +160,15 @@ export function parseConfig(raw: unknown): ClusterConfig {
   });
   const readAccess = raw.readAccess ?? "public";
   if (readAccess !== "public" && readAccess !== "token") throw new ConfigError("readAccess", 'must be "public" or "token"');
+  if (readAccess === "token" && (raw.token === undefined || raw.token === "none")) {
+    throw new ConfigError("readAccess", '"token" needs a token ({"file": PATH}, {"env": NAME} or {"value": TEXT})');
+  }
   return {
     clusterName,
     cluster,
     replicas,
     secret: secretSource(raw.secret, "secret"),
-    token: raw.token === undefined ? null : secretSource(raw.token, "token"),
+    token: raw.token === undefined ? null : raw.token === "none" ? "none" : secretSource(raw.token, "token"),
     readAccess,
     tickMs: integer(raw, "tickMs", 10, 1, 1000),
     checkpointIntervalOps: integer(raw, "checkpointIntervalOps", 4096, 16, 1 << 24),
@@ -168,6 +177,33 @@ export function parseConfig(raw: unknown): ClusterConfig {
     effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),
     effectTimeoutMs: integer(raw, "effectTimeoutMs", 5000, 1, 600_000),
   };
+}
+
+/** How the API treats writes under `config.token`, with the line the node logs at start. */
+export interface ApiAccess {
+  /** The bearer token, when one is configured. */
+  readonly token?: string;
+  /** Writes without a configured token: refused (default) or open (`"token": "none"`). */
+  readonly tokenlessWrites: "refuse" | "open";
+  /** A warning for the operator, or null when a token is set. */
+  readonly warning: string | null;
+}
+
+/** Resolves the API access policy of a configuration (reads the token from its source). */
+export function apiAccess(config: ClusterConfig): ApiAccess {
+  if (config.token === "none") {
+    return {
+      tokenlessWrites: "open",
+      warning: 'WARNING: "token": "none": the API takes writes from anyone who can reach it (development only)',
+    };
+  }
+  if (config.token === null) {
+    return {
+      tokenlessWrites: "refuse",
+      warning: 'no API token configured: the API refuses every write (set "token" in the cluster file)',
+    };
+  }
+  return { token: readSecret(config.token, "token"), tokenlessWrites: "refuse", warning: null };
 }
 
 /** Reads and validates a configuration file. */

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -96,10 +97,13 @@ export const command: Command = {
       dataDir: join(dir, `replica-${i}`),
     }));
     const configPath = join(dir, "cluster.json");
+    // Writes need the token (the safe default): the demo makes one and gives it to its clients.
+    const token = randomBytes(16).toString("hex");
     writeFileSync(configPath, JSON.stringify({
       cluster: `demo-${Date.now()}`,
       replicas,
-      secret: { value: "demo-secret-" + Math.random().toString(36).slice(2) + "-0123456789" },
+      secret: { value: randomBytes(24).toString("hex") },
+      token: { value: token },
       checkpointIntervalOps: 1024,
     }, null, 2));
     const apps = replicas.map((r) => `http://${r.api}`);
@@ -149,7 +153,7 @@ export const command: Command = {
       const first = await waitFor("a primary", 20_000, primaryNow);
       say(`3 replicas up; replica ${first.replica} is primary of view ${first.view}`);
 
-      const admin = new Client<typeof import("../../../examples/bank.ts").default>({ addresses: apps });
+      const admin = new Client<typeof import("../../../examples/bank.ts").default>({ addresses: apps, token });
       await admin.submit({ type: "configure", webhookUrl: sink.url });
       const accounts = Array.from({ length: 16 }, (_, i) => `acct-${i}`);
       const depositEach = 1_000_000;
@@ -165,7 +169,7 @@ export const command: Command = {
       let unknown = 0;
       let running = true;
       const loops = Array.from({ length: clientCount }, async (_, c) => {
-        const client = new Client<typeof import("../../../examples/bank.ts").default>({ addresses: apps, deadlineMs: 15_000 });
+        const client = new Client<typeof import("../../../examples/bank.ts").default>({ addresses: apps, token, deadlineMs: 15_000 });
         let n = c;
         while (running) {
           n = (n * 1103515245 + 12345) % 2147483648;
