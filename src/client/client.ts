@@ -141,6 +141,9 @@ export class Client<A = AnyApp> {
     });
   }
 
+  /** Releases the client's connections (HTTP keeps none of its own; nothing to do). */
+  close(): void {}
+
   /** Registers a session now (submit does it on first use). Resolves with its id. */
   register(): Promise<string> {
     return this.serialize(() => this.registerNow(Date.now() + this.options.deadlineMs));

@@ -140,7 +140,6 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     fatal,
     timer: (kind, ms) => fsyncSeconds.observe(ms / 1000, { kind }),
     done: (id, result) => {
-      if (T) log(`${(performance.now()-t0).toFixed(2)} storageDone ${id}`);
       core.storageDone(id, result);
       schedulePump();
     },
@@ -156,7 +155,6 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     log: (line) => log(`${prefix} ${line}`),
   });
   bus.onMessage((_from, bytes) => {
-    if (T) log(`${(performance.now()-t0).toFixed(2)} recv from ${_from} ${bytes.length}`);
     // A plain copy: the bus hands out Node Buffers, whose slice() is a view into a shared
     // pool; the replica may keep what it decodes, so give it bytes of its own.
     core.receive(new Uint8Array(bytes));
@@ -172,7 +170,6 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const requestStarted = new Map<number, number>();
   const handle = new ReplicaHandle({
     request: (request) => {
-      if (T) log(`${(performance.now()-t0).toFixed(2)} request ${request.request}`);
       // Bounded like the waiters themselves: latency is sampled, never an unbounded table.
       if (requestStarted.size < pendingRepliesMax) requestStarted.set(request.token, performance.now());
       core.request(request);
@@ -238,13 +235,10 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     pumpScheduled = true;
     queueMicrotask(pump);
   }
-  const T = process.env.CHRONON_TRACE === "1";
-  const t0 = performance.now();
   function pump(): void {
     pumpScheduled = false;
     if (stopped) return;
     const ready = core.ready();
-    if (T && (ready.storage.length + ready.messages.length + ready.replies.length) > 0) log(`${(performance.now()-t0).toFixed(2)} pump st=${ready.storage.map(a=>a.kind+":"+("op" in a ? a.op : "")).join(",")} msg=${ready.messages.map(m=>m.to+":"+m.bytes[0]+"/"+m.bytes.length).join(",")} rep=${ready.replies.length}`);
     if (ready.storage.length > 0) storage.run(ready.storage);
     for (const message of ready.messages) bus.send(message.to, message.bytes);
     for (const reply of ready.replies) {

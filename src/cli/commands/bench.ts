@@ -19,6 +19,7 @@ export interface BenchTarget {
 const targets: Record<string, () => Promise<BenchTarget>> = {
   journal: () => import("./bench_journal.ts").then((m) => m.bench),
   kernel: () => import("./bench_kernel.ts").then((m) => m.bench),
+  cluster: () => import("./bench_cluster.ts").then((m) => m.bench),
 };
 
 /** `chronon bench TARGET …`: dispatches to journal, kernel, cluster, … */
