@@ -57,3 +57,6 @@ export type { ExecutorOptions, KernelStatus } from "./src/kernel/executor.ts";
 export { EffectRunner } from "./src/kernel/effect_runner.ts";
 export type { EffectHandler, EffectRunnerOptions } from "./src/kernel/effect_runner.ts";
 export * from "./src/client/mod.ts";
+// An application file as its own entry point (`bun app.ts start …`), and single binaries.
+export { isMain, main, runMain } from "./src/runner.ts";
+export type { ModuleMeta } from "./src/runner.ts";
