@@ -25,6 +25,18 @@ export interface ModuleMeta {
   readonly main?: boolean;
 }
 
+const entryClaimed = Symbol.for("chronon.runner.entryClaimed");
+
+/**
+ * Marks the process as driven by another entry point (the one `chronon build` generates):
+ * from then on {@link isMain} is false everywhere. A bundled executable is one module, so
+ * `import.meta.main` would be true inside the app's own code too, and the app's guard
+ * would start the runner before the entry had prepared the process.
+ */
+export function claimEntry(): void {
+  (globalThis as Record<symbol, unknown>)[entryClaimed] = true;
+}
+
 /**
  * True when the module whose `import.meta` is given was the one the runtime was started
  * with (`bun app.ts`, `deno run app.ts`, `node --import tsx app.ts`), false when it was
@@ -39,6 +51,7 @@ export interface ModuleMeta {
  * ```
  */
 export function isMain(meta: ModuleMeta): boolean {
+  if ((globalThis as Record<symbol, unknown>)[entryClaimed] === true) return false;
   if (typeof meta.main === "boolean") return meta.main;
   // Node 20 has no import.meta.main: compare the module with the script node was given.
   const script = process.argv[1];
