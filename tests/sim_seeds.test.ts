@@ -9,31 +9,42 @@ import { Replica } from "../src/vsr/replica.ts";
 const seedCount = 24;
 const requestCount = 300;
 
-// Seeds of this slice on which the replica is known to fail (docs/simulator.md, "Open
-// findings"): a replica persists log_view before the view's log is on disk, and a
-// restarted non-voting primary sends to itself. They are replayed below and must keep
-// failing until the replica is fixed, so this list cannot hide a new failure: any other
-// seed that fails fails the suite, and a listed seed that starts passing fails it too,
-// asking for the list to shrink.
-const knownFailures = new Set([2198206724, 1916548986, 1957977418, 1475572363]);
-
-function run(seed: number) {
-  return runSimulation({ seed, replicaCount: 3, requestCount, factory: (config, sm, recovered) => new Replica(config, sm, recovered) });
+function run(seed: number, requests = requestCount, replicaCount = 3) {
+  return runSimulation({ seed, replicaCount, requestCount: requests, factory: (config, sm, recovered) => new Replica(config, sm, recovered) });
 }
 
-test(`${seedCount} simulator seeds (3 replicas, ${requestCount} requests, faults on) pass every checker, but for the known replica bugs`, () => {
+function describeFailure(seed: number, requests: number, result: ReturnType<typeof run>): string {
+  return `seed ${seed}: ${result.failure!.checker}: ${result.failure!.message.split("\n")[0]} (replay: npx chronon sim --seed ${seed} --requests ${requests} --trace)`;
+}
+
+test(`${seedCount} simulator seeds (3 replicas, ${requestCount} requests, faults on) pass every checker`, () => {
   const seeds = new Prng(20261128);
-  const unexpected: string[] = [];
-  const fixed: number[] = [];
+  const failures: string[] = [];
   for (let i = 0; i < seedCount; i++) {
     const seed = seeds.next32();
     const result = run(seed);
-    if (knownFailures.has(seed)) {
-      if (result.ok) fixed.push(seed);
-      continue;
-    }
-    if (!result.ok) unexpected.push(`seed ${seed}: ${result.failure!.checker}: ${result.failure!.message.split("\n")[0]} (replay: npx chronon sim --seed ${seed} --requests ${requestCount} --trace)`);
+    if (!result.ok) failures.push(describeFailure(seed, requestCount, result));
   }
-  assert.deepEqual(unexpected, []);
-  assert.deepEqual(fixed, [], "these seeds pass now: remove them from knownFailures");
+  assert.deepEqual(failures, []);
+});
+
+// Seeds on which the simulator once found a replica bug, with the bug each one exposed
+// (docs/simulator.md, "Findings"). Each must keep passing.
+const regressions: readonly { seed: number; requests: number; bug: string }[] = [
+  { seed: 1957977418, requests: 300, bug: "log_view persisted before the view's log was durable: a restarted backup out-claimed a committed op" },
+  { seed: 1916548986, requests: 300, bug: "log_view persisted before the view's log was durable" },
+  { seed: 1475572363, requests: 300, bug: "log_view persisted before the view's log was durable" },
+  { seed: 2198206724, requests: 300, bug: "a restarted non-voting primary sent request_start_view to itself" },
+  { seed: 2198206724, requests: 1000, bug: "a nacked gap truncated the new log to an untrusted head (entries of the same view are now trusted below a hole)" },
+  { seed: 132874330745385, requests: 1000, bug: "the superblock's commit ran past the journal's log: recovery applied stale entries" },
+  { seed: 149893223946938, requests: 1000, bug: "a lost-disk replica voted after catching up to a stale commit and helped lose a committed op" },
+];
+
+test("seeds that once exposed replica bugs pass every checker", () => {
+  const failures: string[] = [];
+  for (const { seed, requests, bug } of regressions) {
+    const result = run(seed, requests);
+    if (!result.ok) failures.push(`${describeFailure(seed, requests, result)} — once: ${bug}`);
+  }
+  assert.deepEqual(failures, []);
 });

@@ -4,6 +4,7 @@
  * verification (to be repaired from peers).
  * @module
  */
+import { randomInt } from "node:crypto";
 import type { CheckpointStore, CheckpointFault } from "../storage/checkpoint_store.ts";
 import type { DataDir } from "../storage/data_dir.ts";
 import type { RecoveredState } from "../vsr/replica_api.ts";
@@ -41,6 +42,8 @@ export async function recoverReplicaState(dataDir: DataDir, checkpoints: Checkpo
       headers,
       faultyOps: [...faulty].filter((op) => op > checkpointOp).sort((a, b) => a - b),
       intact,
+      // A fresh random nonce per start: tags this incarnation's recovery round (replica_api.ts).
+      nonce: randomInt(0, 2 ** 47),
     },
     checkpointFaults: faults,
   };

@@ -25,6 +25,7 @@ import { SimStorage } from "./storage.ts";
 import type { FaultProfile } from "./swarm.ts";
 import { calmNetwork, calmStorage, pickFaultProfile } from "./swarm.ts";
 import { Trace } from "./trace.ts";
+import { describeAction, describeMessage } from "./describe.ts";
 
 /** Builds a replica from its configuration, state machine and what its disk held. */
 export type ReplicaFactory = (config: ReplicaConfig, stateMachine: StateMachine, recovered: RecoveredState) => ReplicaCore;
@@ -450,7 +451,7 @@ export class Simulation {
     if (slot.core === null) return;
     switch (payload.kind) {
       case "replica":
-        this.trace.event(this.now, "deliver", from, to, 0, payload.bytes);
+        this.trace.event(this.now, "deliver", from, to, 0, payload.bytes, this.trace.lines === null ? undefined : describeMessage(payload.bytes, this.config.cluster));
         slot.core.receive(payload.bytes);
         break;
       case "request":
@@ -473,7 +474,10 @@ export class Simulation {
     const core = slot.core;
     if (core === null) return;
     const ready = core.ready();
-    for (const action of ready.storage) slot.storage.submit(this.now, action);
+    for (const action of ready.storage) {
+      if (this.trace.lines !== null) this.trace.lines.push(`${this.now} submit ${r} ${describeAction(action)}`);
+      slot.storage.submit(this.now, action);
+    }
     for (const message of ready.messages) {
       assert(message.to !== r && message.to >= 0 && message.to < this.replicas.length, `replica ${r} sends to ${message.to}`);
       this.network.send(this.now, r, message.to, { kind: "replica", bytes: message.bytes });

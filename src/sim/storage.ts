@@ -283,6 +283,8 @@ export class SimStorage {
       headers,
       faultyOps,
       intact,
+      // A fresh nonce per start, as a driver draws one (the replica's recovery round).
+      nonce: this.prng.int(0x7fff_ffff),
     };
   }
 

@@ -62,6 +62,10 @@ export type MessageBody =
   | { readonly kind: "entry"; readonly entry: WireEntry }
   | { readonly kind: "ping"; readonly nonce: number }
   | { readonly kind: "pong"; readonly nonce: number }
+  /** A replica that lost its promises (disk lost, head unknown) asks every peer for its current view. */
+  | { readonly kind: "recovery"; readonly nonce: number }
+  /** The answer to `recovery`: the envelope carries the responder's current view. */
+  | { readonly kind: "recovery_response"; readonly nonce: number }
   | { readonly kind: "request_checkpoint"; readonly op: number; readonly offset: number }
   | {
     readonly kind: "checkpoint_chunk";
@@ -93,6 +97,8 @@ export const messageKinds: Readonly<Record<MessageKind, number>> = {
   pong: 11,
   request_checkpoint: 12,
   checkpoint_chunk: 13,
+  recovery: 14,
+  recovery_response: 15,
 };
 
 const kindByCode: readonly (MessageKind | undefined)[] = (() => {
@@ -161,6 +167,8 @@ function encodeBody(message: MessageBody): Uint8Array {
       return cborEncode({ op: message.op, checkpointOp: message.checkpointOp, headers: message.headers });
     case "ping":
     case "pong":
+    case "recovery":
+    case "recovery_response":
       return cborEncode({ nonce: message.nonce });
     case "request_checkpoint":
       return cborEncode({ op: message.op, offset: message.offset });
@@ -315,6 +323,8 @@ function decodeBody(kind: MessageKind, body: Uint8Array): MessageBody {
     }
     case "ping":
     case "pong":
+    case "recovery":
+    case "recovery_response":
       return { kind, nonce: count(cborBody(body), "nonce") };
     case "request_checkpoint": {
       const map = cborBody(body);

@@ -32,6 +32,9 @@ import type {
 } from "./replica_api.ts";
 import { operationStateMachineMin, type StateMachine } from "./state_machine.ts";
 
+/** Committed headers a do_view_change carries below the claimed suffix (see #doViewChange). */
+const dvcCommittedHeadersMax = 64;
+
 /** Primary timeouts a primary waits without commit progress before abdicating. */
 const primaryStallTimeouts = 4;
 
@@ -112,8 +115,18 @@ export class Replica implements ReplicaCore {
   #status: ReplicaStatus["status"] = "recovering";
   /** Current view; never decreases. Invariant: view ≥ logView. */
   #view: number;
-  /** Last view in which this replica was normal; its log is that view's log. */
+  /** Last view in which this replica was normal; its log (in memory) is that view's log. */
   #logView: number;
+  /**
+   * The log_view the superblock may carry: the newest view whose log the journal holds
+   * durably up to the op that view started from. It trails `#logView` while a view's log
+   * is still being written or repaired: persisting log_view earlier would let a restarted
+   * replica claim the new view's log while its journal holds only a prefix of it, and win
+   * a view change against a replica that holds committed ops past that prefix.
+   */
+  #logViewDurable: number;
+  /** The op the current view's log started from (all of it must be durable before `#logViewDurable` moves up). */
+  #logViewStartOp = 0;
   /** The log after the latest checkpoint. */
   #log: LogWindow;
   /** Highest op applied to the state machine (all replicas). Invariant: commitMin ≤ commitMax. */
@@ -133,6 +146,10 @@ export class Replica implements ReplicaCore {
   #voting: boolean;
   /** A non-voting replica votes again once it has applied this op (the view's commit). */
   #catchUpCommit: number | null = null;
+  /** This incarnation's recovery nonce (see RecoveredState.nonce). */
+  readonly #recoveryNonce: number;
+  /** Views other replicas answered this incarnation's recovery round with (non-voting only). */
+  readonly #recoveryViews = new Map<number, number>();
 
   #nowMs = 0;
   #nextId = 1;
@@ -189,6 +206,7 @@ export class Replica implements ReplicaCore {
   #pingTicks = 0;
 
   // Catch-up.
+  #recoveryTicks = 0;
   #peerCheckpoint = { op: 0, replica: -1 };
   #transfer: Transfer | null = null;
   #repairRound = 0;
@@ -205,6 +223,7 @@ export class Replica implements ReplicaCore {
     assert(sb.logView <= sb.view, "recovered logView ≤ view");
     this.#view = sb.view;
     this.#logView = sb.logView;
+    this.#logViewDurable = sb.logView;
     this.#superblockDurable = sb;
     this.#dvcViewMax = sb.view;
 
@@ -244,12 +263,18 @@ export class Replica implements ReplicaCore {
     }
     // A faulty head has no header to claim in a view change: vote only after catching up.
     this.#voting = config.replicaCount === 1 || (recovered.intact && !tailUnknown);
+    this.#recoveryNonce = recovered.nonce ?? 0;
+    assert(Number.isSafeInteger(this.#recoveryNonce) && this.#recoveryNonce >= 0, "recovery nonce is a safe integer");
+    if (!this.#voting) this.#broadcast({ kind: "recovery", nonce: this.#recoveryNonce });
     for (const op of this.#log.ops()) this.#read(op);
     this.#status = "recovering";
     if (config.replicaCount === 1 || (this.#isPrimaryOf(this.#view) && this.#voting)) {
       // A restarted primary must not resume its view: its pipeline is gone and it may
       // have lost unsynced entries that backups hold at the same ops.
       this.#startViewChange(this.#view + 1);
+    } else if (this.#isPrimaryOf(this.#view)) {
+      // A non-voting replica that was the primary of its view asks everyone for a newer one.
+      this.#broadcast({ kind: "request_start_view" });
     } else {
       this.#send(primaryOf(this.#view, config.replicaCount), { kind: "request_start_view" });
     }
@@ -313,6 +338,9 @@ export class Replica implements ReplicaCore {
       }
     }
     if (this.#transfer !== null && this.#repairRound++ % retransmitTicks === 0) this.#requestChunk();
+    if (!this.#voting && ++this.#recoveryTicks % retransmitTicks === 0) {
+      this.#broadcast({ kind: "recovery", nonce: this.#recoveryNonce });
+    }
   }
 
   /** Hands the replica a message from a peer; undecodable or foreign messages are counted and dropped. */
@@ -429,6 +457,7 @@ export class Replica implements ReplicaCore {
         if (slot !== undefined && slot.writeId === id) {
           slot.writeId = null;
           slot.durable = true;
+          this.#faultyHoles.delete(action.op);
         }
         break;
       }
@@ -529,6 +558,8 @@ export class Replica implements ReplicaCore {
       case "pong": return this.#onPong(m);
       case "request_checkpoint": return this.#onRequestCheckpoint(m);
       case "checkpoint_chunk": return this.#onCheckpointChunk(m);
+      case "recovery": return this.#onRecovery(m);
+      case "recovery_response": return this.#onRecoveryResponse(m);
     }
   }
 
@@ -758,7 +789,23 @@ export class Replica implements ReplicaCore {
     this.#prepareQueued();
     this.#answerQueries();
     this.#checkStateTransfer();
+    this.#persistLogView();
+    this.#checkVoting();
     if (this.#status === "normal" && !this.#isPrimary()) this.#sendPrepareOkIfNew();
+  }
+
+  /**
+   * Moves the durable log_view up to the current view once the journal holds this view's
+   * log up to the op it started from (every write and truncate before it is complete,
+   * since storage actions complete in order). Returns whether it wrote the superblock.
+   */
+  #persistLogView(): boolean {
+    if (this.#status !== "normal" || this.#logViewDurable >= this.#logView) return false;
+    if (this.#checkpointWriting !== null) return false;
+    if (this.#durableHead() < this.#logViewStartOp) return false;
+    this.#logViewDurable = this.#logView;
+    this.#writeSuperblock();
+    return true;
   }
 
   /** Invariants that hold between inputs (cheap ones only). */
@@ -798,11 +845,38 @@ export class Replica implements ReplicaCore {
       if (op % this.config.checkpointIntervalOps === 0) this.#startCheckpoint(slot);
     }
     assert(this.#commitMin <= this.#commitMax, "commitMin ≤ commitMax");
-    if (!this.#voting && this.#catchUpCommit !== null && this.#commitMin >= this.#catchUpCommit) {
-      this.#voting = true;
-      this.#catchUpCommit = null;
-      this.#sendPrepareOk();
-    }
+  }
+
+  /**
+   * A replica that lost its promises (its disk, or its log's head) votes again only when
+   * (1) it holds durably the log of a view it learned from that view's primary after the
+   * restart, up to the op that primary sent, (2) it applied that view's commit, and (3) a
+   * quorum of other replicas answered this incarnation's `recovery` round from that view or
+   * an older one. (3) rules out a newer view in which this replica acknowledged ops before
+   * it lost them: such a view has a quorum of members past it, and any quorum of the other
+   * replicas includes one of them (n = 2f+1: f of the 2f others plus f+1 answers overlap).
+   * The log of its own view then holds every op committed so far.
+   */
+  #checkVoting(): void {
+    if (this.#voting || this.#status !== "normal" || this.#catchUpCommit === null) return;
+    if (this.#logViewDurable !== this.#logView || this.#commitMin < this.#catchUpCommit) return;
+    let answers = 0;
+    for (const view of this.#recoveryViews.values()) if (view <= this.#logView) answers++;
+    if (answers < this.quorum) return;
+    this.#voting = true;
+    this.#catchUpCommit = null;
+    this.#recoveryViews.clear();
+    this.#sendPrepareOk();
+  }
+
+  #onRecovery(m: Message & { kind: "recovery" }): void {
+    this.#send(m.replica, { kind: "recovery_response", nonce: m.nonce });
+  }
+
+  #onRecoveryResponse(m: Message & { kind: "recovery_response" }): void {
+    if (this.#voting || m.nonce !== this.#recoveryNonce) return;
+    this.#recoveryViews.set(m.replica, Math.max(this.#recoveryViews.get(m.replica) ?? 0, m.view));
+    this.#afterProgress();
   }
 
   #apply(slot: Slot): void {
@@ -955,14 +1029,29 @@ export class Replica implements ReplicaCore {
   }
 
   #doViewChange(): MessageBody & { kind: "do_view_change" } {
-    const headers = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax);
+    // The trusted suffix above the commit, and below it (across any gap above the commit)
+    // some committed headers: a new primary that applied less than this replica learns the
+    // committed entries it must repair from them, and the chain down from the lowest one.
+    const suffix = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax - dvcCommittedHeadersMax);
+    const lowest = suffix.length > 0 ? decodeHeader(suffix[0]!).op : this.#log.head + 1;
+    const committed: Uint8Array[] = [];
+    const committedFrom = Math.max(this.#log.anchorOp + 1, this.#commitMin - dvcCommittedHeadersMax + 1);
+    for (let op = committedFrom; op <= Math.min(this.#commitMin, lowest - 1); op++) {
+      const slot = this.#log.get(op);
+      assert(slot !== undefined && slot.trusted, `applied op ${op} is in the log`);
+      committed.push(slot.bytes);
+    }
+    const headers = committed.length === 0 ? suffix : [...committed, ...suffix];
     // Ops this replica does not hold durably (a gap, or not yet written) and never held
     // and lost to corruption: it never acknowledged whatever entry is there.
     const nacks: number[] = [];
     const low = Math.max(this.#commitMin, this.#log.anchorOp, this.#log.head - messageHeadersMax);
     for (let op = this.#log.head; op > low; op--) {
       const slot = this.#log.get(op);
-      if (slot === undefined ? !this.#faultyHoles.has(op) : !slot.durable && !slot.faulty) nacks.push(op);
+      // A copy recovery found corrupt may have been the one this replica acknowledged, even
+      // when a header for the op has arrived since: never a nack until it is rewritten.
+      if (this.#faultyHoles.has(op)) continue;
+      if (slot === undefined || (!slot.durable && !slot.faulty)) nacks.push(op);
     }
     return {
       kind: "do_view_change", logView: this.#logView, op: this.#log.head, checkpointOp: this.#checkpointOp,
@@ -1020,15 +1109,17 @@ export class Replica implements ReplicaCore {
         }
       }
     }
+    this.#trustByView();
     this.#truncateNacked(claims, winner, commit);
     this.#commitMax = Math.max(commit, this.#commitMin);
     this.#status = "normal";
     this.#logView = this.#view;
     this.#acks.fill(-1);
     this.#viewStartOp = this.#log.head;
+    this.#logViewStartOp = this.#log.head;
     this.#viewChangeBackoff = 1;
     this.#heartbeatTicks = 0;
-    this.#writeSuperblock();
+    if (!this.#persistLogView()) this.#writeSuperblock();
     if (checkpoint.replica !== -1 && checkpoint.replica !== this.config.replica) {
       this.#notePeerCheckpoint(checkpoint.replica, checkpoint.op);
     }
@@ -1062,10 +1153,24 @@ export class Replica implements ReplicaCore {
         else if (claim.logView === winner.logView && claim.op < op) nacks++;
       }
       if (nacks >= this.quorum) {
+        // Only when this primary knows every op below: otherwise the new head would sit on
+        // ops it has no header for, and it would prepare over them (they may be committed).
+        // Without the truncation the view stalls on the missing op and a later view change,
+        // with more replicas answering, tries again: liveness yields to safety.
+        if (!this.#trustedThrough(op - 1)) return;
         this.#truncateAt(op);
         return;
       }
     }
+  }
+
+  /** Whether every op from the applied commit up to `op` is in the log and trusted. */
+  #trustedThrough(op: number): boolean {
+    for (let k = op; k > Math.max(this.#commitMin, this.#log.anchorOp); k--) {
+      const slot = this.#log.get(k);
+      if (slot === undefined || !slot.trusted) return false;
+    }
+    return true;
   }
 
   /**
@@ -1098,6 +1203,28 @@ export class Replica implements ReplicaCore {
     );
   }
 
+  /**
+   * Trusts a held entry that the new log cannot vouch for by its chain (a hole above it)
+   * when it was made in the same view as the nearest trusted entry above it: one primary
+   * makes one entry per op in its view, and a view's log is linear, so the two belong to
+   * the same log. This keeps an op that a quorum held (and may have committed) when the
+   * entries between it and the trusted part are missing everywhere in the quorum.
+   */
+  #trustByView(): void {
+    let viewAbove = -1;
+    for (let op = this.#log.head; op > Math.max(this.#commitMin, this.#log.anchorOp); op--) {
+      const slot = this.#log.get(op);
+      if (slot === undefined) continue;
+      if (!slot.trusted && slot.header.view === viewAbove && !slot.faulty) {
+        const above = this.#log.get(op + 1);
+        if (above === undefined || !above.trusted || checksumEqual(above.header.parent, slot.header.checksum)) {
+          slot.trusted = true;
+        }
+      }
+      if (slot.trusted) viewAbove = slot.header.view;
+    }
+  }
+
   #sendStartView(to: number): void {
     assert(this.#status === "normal" && this.#isPrimary(), "only a normal primary sends start_view");
     const headers = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax);
@@ -1126,9 +1253,13 @@ export class Replica implements ReplicaCore {
     this.#viewChangeBackoff = 1;
     this.#lastAckSent = -1;
     this.#commitMax = Math.max(this.#commitMax, m.commit);
-    if (m.op >= this.#commitMin) this.#installView(m.headers, m.op);
+    if (m.op >= this.#commitMin) {
+      this.#installView(m.headers, m.op);
+      this.#trustByView();
+    }
+    this.#logViewStartOp = Math.max(m.op, this.#commitMin);
     if (!this.#voting) this.#catchUpCommit = Math.max(this.#catchUpCommit ?? 0, m.commit);
-    this.#writeSuperblock();
+    if (!this.#persistLogView()) this.#writeSuperblock();
     this.#notePeerCheckpoint(m.replica, m.checkpointOp);
     this.#repair();
     this.#afterProgress();
@@ -1354,12 +1485,25 @@ export class Replica implements ReplicaCore {
     this.#action({ kind: "read_entry", id: 0, op }, { kind: "read", op });
   }
 
+  /**
+   * The commit number the superblock may carry: recovery applies every journal entry up
+   * to it, so it must not pass what the journal holds of the committed log. Applied ops
+   * are durable; beyond them, only while the journal holds the durable log_view's log,
+   * and only as far as this replica holds that log durably.
+   */
+  #commitDurable(): number {
+    let commit = Math.max(this.#commitMin, this.#checkpointOp);
+    if (this.#logViewDurable === this.#logView) commit = Math.max(commit, Math.min(this.#commitMax, this.#durableHead()));
+    return commit;
+  }
+
   #writeSuperblock(): void {
     assert(this.#logView <= this.#view, "logView ≤ view");
+    assert(this.#logViewDurable <= this.#logView, "the durable log_view trails the in-memory one");
     const superblock: SuperblockState = {
       view: this.#view,
-      logView: this.#logView,
-      commit: Math.max(this.#commitMax, this.#checkpointOp),
+      logView: this.#logViewDurable,
+      commit: this.#commitDurable(),
       checkpointOp: this.#checkpointOp,
     };
     const sequence = ++this.#superblockSequence;

@@ -160,6 +160,12 @@ export interface RecoveredState {
   readonly faultyOps: number[];
   /** False for a replica whose disk was lost/replaced: it must not vote until caught up. */
   readonly intact: boolean;
+  /**
+   * A number the driver draws at random on every start (a safe integer). A replica that
+   * must not vote tags its `recovery` round with it, so that answers sent to an earlier
+   * incarnation (delayed or replayed by the network) are not mistaken for fresh ones.
+   */
+  readonly nonce?: number;
 }
 
 /** Counters a driver exports as metrics and the simulator checks. */
