@@ -10,6 +10,10 @@
  *   from the stored reply, so a retry across a failover is applied once, not twice.
  * - One request is in flight per client (a session's requests are ordered); concurrent
  *   calls queue. Use several clients for concurrency.
+ * - Addresses `http(s)://…` use the HTTP API (fetch; browsers too). Addresses
+ *   `chronon://host:port` use the binary protocol on the replicas' client ports
+ *   (server-side only: Node, Bun, Deno), with the same semantics and errors; clients of
+ *   one process share one connection per replica. Call `close()` when done with it.
  * @example
  * const client = new Client<typeof app>({ addresses: ["http://10.0.0.1:8080", "http://10.0.0.2:8080"] });
  * const reply = await client.submit({ type: "deposit", account: "alice", amount: 10 });
@@ -72,6 +76,12 @@ function hexOf(bytes: Uint8Array): string {
   return out;
 }
 
+function bytesOfHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A client of one chronon cluster, typed from the app definition `A`. */
@@ -89,12 +99,21 @@ export class Client<A = AnyApp> {
   private requestNumber = 0;
   /** Calls queue behind each other: a session has one request in flight. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** True when the addresses are chronon:// client ports (binary protocol). */
+  private readonly binary: boolean;
+  /** Binary connections in use, by address (acquired on first use, released by close()). */
+  private readonly connections = new Map<string, import("./binary_transport.ts").BinaryConnection>();
+  private transport: typeof import("./binary_transport.ts") | null = null;
 
   constructor(options: ClientOptions) {
     if (options.addresses.length === 0) throw new RangeError("Client: at least one address is required");
     this.addresses = options.addresses.map((a) => a.replace(/\/+$/, ""));
     for (const address of this.addresses) {
-      if (!/^https?:\/\//.test(address)) throw new RangeError(`Client: address ${address} must start with http:// or https://`);
+      if (!/^(https?|chronon):\/\//.test(address)) throw new RangeError(`Client: address ${address} must start with http://, https:// or chronon://`);
+    }
+    this.binary = this.addresses[0]!.startsWith("chronon://");
+    if (this.addresses.some((address) => address.startsWith("chronon://") !== this.binary)) {
+      throw new RangeError("Client: addresses must all be HTTP or all chronon:// (binary protocol)");
     }
     const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.options = {
@@ -141,8 +160,13 @@ export class Client<A = AnyApp> {
     });
   }
 
-  /** Releases the client's connections (HTTP keeps none of its own; nothing to do). */
-  close(): void {}
+  /** Releases the client's binary connections (HTTP keeps none of its own). */
+  close(): void {
+    const transport = this.transport;
+    if (transport === null) return;
+    for (const connection of this.connections.values()) transport.releaseConnection(connection, this.options.token);
+    this.connections.clear();
+  }
 
   /** Registers a session now (submit does it on first use). Resolves with its id. */
   register(): Promise<string> {
@@ -253,8 +277,46 @@ export class Client<A = AnyApp> {
     return Math.min(backoffMs * 2, this.options.backoffMsMax);
   }
 
+  /** One attempt against the believed primary, bounded by timeoutMs and the deadline. */
+  private attempt(path: string, body: unknown, deadline: number): Promise<Attempt> {
+    return this.binary ? this.attemptBinary(path, body, deadline) : this.attemptHttp(path, body, deadline);
+  }
+
+  /** One binary-protocol attempt: the same paths and bodies, mapped onto frames. */
+  private async attemptBinary(path: string, body: unknown, deadline: number): Promise<Attempt> {
+    // A literal dynamic import: browsers (HTTP only) never load node:net.
+    const transport = this.transport ??= await import("./binary_transport.ts");
+    const address = this.primary;
+    let connection = this.connections.get(address);
+    if (connection === undefined) {
+      connection = transport.acquireConnection(address, this.options.token);
+      this.connections.set(address, connection);
+    }
+    const timeoutMs = Math.max(1, Math.min(this.options.timeoutMs, deadline - Date.now()));
+    const b = body as { session?: string; request?: number; event?: unknown; query?: unknown };
+    let kind: number;
+    let args: unknown[];
+    if (path === "/v1/requests") {
+      kind = 2;
+      args = [bytesOfHex(b.session!), b.request, b.event];
+    } else if (path === "/v1/sessions") {
+      kind = 1;
+      args = [bytesOfHex(b.session!)];
+    } else {
+      kind = 3;
+      args = [b.query, path.endsWith("consistency=stale") ? 1 : 0];
+    }
+    const result = await connection.call(kind, args, timeoutMs);
+    if (result.kind !== "ok") return result;
+    this.hintsFollowed = 0;
+    const values = result.values;
+    if (kind === 2) return { kind: "ok", value: { reply: values[0], op: values[1] } };
+    if (kind === 1) return { kind: "ok", value: { session: b.session } };
+    return { kind: "ok", value: { result: values[0] } };
+  }
+
   /** One HTTP attempt against the believed primary, bounded by timeoutMs and the deadline. */
-  private async attempt(path: string, body: unknown, deadline: number): Promise<Attempt> {
+  private async attemptHttp(path: string, body: unknown, deadline: number): Promise<Attempt> {
     const url = this.primary + path;
     const controller = new AbortController();
     const timeoutMs = Math.max(1, Math.min(this.options.timeoutMs, deadline - Date.now()));

@@ -25,6 +25,10 @@ export interface ReplicaAddress {
   readonly api: { readonly host: string; readonly port: number };
   /** Base URL clients use to reach this API (defaults to http://api); sent in not_primary hints. */
   readonly apiUrl: string;
+  /** host:port of the binary client protocol (docs/api.md), or null when not served. */
+  readonly clientPort: { readonly host: string; readonly port: number } | null;
+  /** Address clients use for it (defaults to chronon://clientPort); sent in not_primary hints. */
+  readonly clientUrl: string | null;
   /** Data directory of this replica. */
   readonly dataDir: string;
 }
@@ -148,11 +152,15 @@ export function parseConfig(raw: unknown): ClusterConfig {
     const api = hostPort(entry.api, `${field}.api`);
     if (typeof entry.dataDir !== "string" || entry.dataDir === "") throw new ConfigError(`${field}.dataDir`, "is required");
     const apiUrl = typeof entry.apiUrl === "string" ? entry.apiUrl : `http://${entry.api as string}`;
-    return { bus, api, apiUrl, dataDir: entry.dataDir };
+    const clientPort = entry.clientPort === undefined ? null : hostPort(entry.clientPort, `${field}.clientPort`);
+    const clientUrl = clientPort === null ? null : typeof entry.clientUrl === "string" ? entry.clientUrl : `chronon://${entry.clientPort as string}`;
+    return { bus, api, apiUrl, clientPort, clientUrl, dataDir: entry.dataDir };
   });
   const seen = new Set<string>();
   replicas.forEach((replica, index) => {
-    for (const [kind, address] of [["bus", replica.bus], ["api", replica.api]] as const) {
+    const addresses = [["bus", replica.bus], ["api", replica.api]] as [string, { host: string; port: number }][];
+    if (replica.clientPort !== null) addresses.push(["clientPort", replica.clientPort]);
+    for (const [kind, address] of addresses) {
       const key = `${address.host}:${address.port}`;
       if (address.port !== 0 && seen.has(key)) throw new ConfigError(`replicas[${index}].${kind}`, `${key} is used twice`);
       seen.add(key);

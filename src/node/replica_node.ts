@@ -15,6 +15,8 @@ import { createApi } from "../api/app.ts";
 import { fsyncSecondsBuckets, latencySecondsBuckets, MetricsRegistry } from "../api/metrics.ts";
 import type { NodeStatus } from "../api/node_handle.ts";
 import { serve } from "../api/serve.ts";
+import { serveClientPort } from "../api/client_port.ts";
+import type { ClientPortHandle } from "../api/client_port.ts";
 import type { ServerHandle } from "../api/serve.ts";
 import type { App } from "../app/app.ts";
 import { formatClusterId } from "../storage/cluster_id.ts";
@@ -63,6 +65,8 @@ export interface RunningReplica {
   /** The bound API and bus ports (real ones when the config asked for port 0). */
   readonly apiPort: number;
   readonly busPort: number;
+  /** The bound port of the binary client protocol, or null when the config names none. */
+  readonly clientPort: number | null;
   status(): ReplicaStatus;
   /** Stops timers, the API, the bus and the effect runner, then closes the data dir. */
   stop(): Promise<void>;
@@ -281,6 +285,19 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     metrics,
   });
   const server: ServerHandle = await serve(api, { hostname: me.api.host, port: me.api.port });
+  let clientPort: ClientPortHandle | null = null;
+  if (me.clientPort !== null) {
+    const clientUrls = new Map(config.replicas.map((r) => [r.apiUrl, r.clientUrl ?? undefined] as const));
+    clientPort = await serveClientPort(handle, {
+      hostname: me.clientPort.host,
+      port: me.clientPort.port,
+      ...(access.token === undefined ? {} : { token: access.token }),
+      tokenlessWrites: access.tokenlessWrites,
+      readAccess: config.readAccess,
+      bodySizeMax: config.requestBodySizeMax,
+      primaryHint: (apiUrl) => clientUrls.get(apiUrl),
+    });
+  }
 
   const tickTimer = setInterval(() => {
     core.tick(Date.now());
@@ -290,12 +307,13 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     }
     schedulePump();
   }, config.tickMs);
-  log(`${prefix} started: bus ${me.bus.host}:${bus.port}, api http://${me.api.host}:${server.port}, data ${me.dataDir} (${disk.name} disk), op ${dataDir.journal.opHead}, commit ${recovered.superblock.commit}`);
+  log(`${prefix} started: bus ${me.bus.host}:${bus.port}, api http://${me.api.host}:${server.port}${clientPort === null ? "" : `, client port ${me.clientPort!.host}:${clientPort.port}`}, data ${me.dataDir} (${disk.name} disk), op ${dataDir.journal.opHead}, commit ${recovered.superblock.commit}`);
 
   return {
     replica: index,
     apiPort: server.port,
     busPort: bus.port,
+    clientPort: clientPort?.port ?? null,
     status: () => core.status(),
     async stop() {
       if (stopped) return;
@@ -304,6 +322,7 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
       runner?.stop();
       handle.abandonAll();
       await server.close();
+      await clientPort?.close();
       await bus.close();
       await storage.drain();
       await dataDir.close();
