@@ -10,6 +10,7 @@ export const commands: Record<string, () => Promise<Command>> = {
   "crash-test": () => import("./commands/crash_test.ts").then((m) => m.command),
   format: () => import("./commands/format.ts").then((m) => m.command),
   inspect: () => import("./commands/inspect.ts").then((m) => m.command),
+  dev: () => import("./commands/dev.ts").then((m) => m.command),
   "demo-one-node": () => import("./commands/demo_one_node.ts").then((m) => m.command),
   demo: () => import("./commands/demo.ts").then((m) => m.command),
   lincheck: () => import("./commands/lincheck.ts").then((m) => m.command),
