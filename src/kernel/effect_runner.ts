@@ -25,10 +25,9 @@
  */
 import type { CustomEffect, HttpEffect, LogEffect, LogLevel } from "../app/effects.ts";
 import type { HttpResult } from "../app/app.ts";
-import { decodeValue } from "../app/value_codec.ts";
 import { encodeEffectResults, operationEffectResults, operationScheduleTick } from "../app/wire.ts";
-import type { EffectOutcome } from "../app/wire.ts";
-import { assert } from "../assert.ts";
+import { EffectRunnerCore } from "./effect_runner_core.ts";
+import type { AttemptResult, EffectLaunch, InFlightEffect } from "./effect_runner_core.ts";
 import type { Executor, StoredOutboxEntry } from "./executor.ts";
 import { defaultHttpTransport, fetchTransport } from "./http_transport.ts";
 import type { HttpTransport } from "./http_transport.ts";
@@ -126,21 +125,7 @@ export interface EffectRunnerOptions {
 }
 
 /** An effect this runner is working on. */
-export interface InFlightEffect {
-  readonly id: string;
-  readonly kind: string;
-  readonly generation: number;
-  /** Attempts made so far by this runner. */
-  attempts: number;
-  /** `executing`, `backoff` (waiting to retry) or `submitting` (outcome not yet committed). */
-  phase: "executing" | "backoff" | "submitting";
-  lastError: string | null;
-}
-
-type AttemptResult =
-  | { readonly kind: "ok"; readonly value: unknown }
-  | { readonly kind: "retry"; readonly error: string }
-  | { readonly kind: "permanent"; readonly error: string };
+export type { InFlightEffect } from "./effect_runner_core.ts";
 
 const defaultLogger: EffectLogger = (level, message, fields) => {
   const line = `[chronon effect ${fields.id} op ${fields.eventIndex}] ${message}`;
@@ -149,61 +134,48 @@ const defaultLogger: EffectLogger = (level, message, fields) => {
   else console.log(line);
 };
 
-/** Runs the outbox of one primary in one view (see the module comment). */
+/**
+ * Runs the outbox of one primary in one view (see the module comment): the decisions are
+ * {@link EffectRunnerCore}'s; this class adds the clock, the HTTP transport, custom
+ * handlers and the tasks that wait on them.
+ */
 export class EffectRunner {
   readonly view: number;
   readonly #options: EffectRunnerOptions;
-  readonly #executor: Executor;
+  readonly #core: EffectRunnerCore;
   readonly #clock: RunnerClock;
-  readonly #random: () => number;
   readonly #abort = new AbortController();
-  readonly #maxAttempts: number;
-  readonly #inFlightMax: number;
-  readonly #resultsBatchMax: number;
-  readonly #submitsInFlightMax: number;
-  readonly #active = new Map<string, InFlightEffect>();
-  /** Effects of `#active` executing or in backoff (the rest wait for their op 17). */
-  #executing = 0;
-  /** Bound on `#active`: the executing ones plus the outcomes that may be queued or submitting. */
-  readonly #activeMax: number;
-  /** Where the outbox scan resumes (see #fill). */
-  #cursor: IterableIterator<StoredOutboxEntry> | null = null;
-  /** True while the scan restarted from the oldest entry and launched nothing yet. */
-  #cursorFresh = false;
   /** Controllers of the HTTP attempts running now; stop() aborts them. */
   readonly #attemptControllers = new Set<AbortController>();
   /** Made on the first HTTP attempt; closed by stop(). */
   #transport: HttpTransport | null = null;
-  #outcomes: EffectOutcome[] = [];
-  #submitsInFlight = 0;
-  /** True while a delayed flush of outcomes is waiting. */
-  #flushTimer = false;
-  readonly #resultsDelayMs: number;
-  #tickInFlight = false;
-  #tickLastMs = -Infinity;
-  #tickTimerDueMs: number | null = null;
-  #started = false;
   #tasks = 0;
   #idle: (() => void)[] = [];
-  /** Attempts started by this runner (all effects). */
-  attemptsStarted = 0;
 
   constructor(options: EffectRunnerOptions) {
-    assert(Number.isSafeInteger(options.view) && options.view >= 0, "runner view must be a safe integer");
-    this.view = options.view;
+    this.#core = new EffectRunnerCore({
+      executor: options.executor,
+      view: options.view,
+      isPrimary: (view) => options.isPrimary(view),
+      random: options.random ?? Math.random,
+      ...(options.maxAttempts === undefined ? {} : { maxAttempts: options.maxAttempts }),
+      ...(options.backoffBaseMs === undefined ? {} : { backoffBaseMs: options.backoffBaseMs }),
+      ...(options.backoffMaxMs === undefined ? {} : { backoffMaxMs: options.backoffMaxMs }),
+      ...(options.inFlightMax === undefined ? {} : { inFlightMax: options.inFlightMax }),
+      ...(options.resultsBatchMax === undefined ? {} : { resultsBatchMax: options.resultsBatchMax }),
+      ...(options.resultsDelayMs === undefined ? {} : { resultsDelayMs: options.resultsDelayMs }),
+      ...(options.submitsInFlightMax === undefined ? {} : { submitsInFlightMax: options.submitsInFlightMax }),
+      ...(options.tickRetryMs === undefined ? {} : { tickRetryMs: options.tickRetryMs }),
+    });
+    this.view = this.#core.view;
     this.#options = options;
-    this.#executor = options.executor;
     this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
-    this.#maxAttempts = options.maxAttempts ?? 8;
-    this.#inFlightMax = options.inFlightMax ?? 64;
-    this.#resultsBatchMax = Math.min(options.resultsBatchMax ?? 256, options.executor.limits.resultsPerEntryMax);
-    this.#submitsInFlightMax = options.submitsInFlightMax ?? 4;
-    this.#resultsDelayMs = options.resultsDelayMs ?? 2;
-    this.#activeMax = this.#inFlightMax + this.#resultsBatchMax * (this.#submitsInFlightMax + 1);
-    assert(Number.isFinite(this.#resultsDelayMs) && this.#resultsDelayMs >= 0, "resultsDelayMs must be a non-negative number");
-    assert(this.#maxAttempts >= 1 && this.#inFlightMax >= 1 && this.#resultsBatchMax >= 1, "runner bounds must be positive");
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  /** Attempts started by this runner (all effects). */
+  get attemptsStarted(): number {
+    return this.#core.attemptsStarted;
   }
 
   /** True once fenced or stopped: it never runs again (start a new runner for a new view). */
@@ -213,59 +185,37 @@ export class EffectRunner {
 
   /** Starts working; the driver calls it once the replica applied all of its view's commits. */
   start(): void {
-    assert(!this.#started, "runner started twice");
-    this.#started = true;
+    this.#core.start();
     this.wake();
   }
 
   /** Looks for new work: call after every applied commit. */
   wake(): void {
-    if (!this.#started || this.#checkFenced()) return;
-    this.#forgetSettled();
+    if (!this.#core.started || this.#checkFenced()) return;
+    this.#core.forgetSettled();
     this.#fill();
     this.#maybeTick();
   }
 
-  /**
-   * Launches pending effects while fewer than inFlightMax execute. Effects whose outcome
-   * waits for its op-17 entry do not hold an execution slot (so the pipe stays full while
-   * outcomes batch) but stay in `#active`, bounded by `#activeMax`, so none is launched
-   * twice. The scan resumes where it stopped (Map iterators see later insertions), and
-   * starts over from the oldest entry once it reaches the end, so an effect that went
-   * back to pending (failed submission, operator retry) is found again.
-   */
   #fill(): void {
-    while (this.#executing < this.#inFlightMax && this.#active.size < this.#activeMax) {
-      this.#cursor ??= this.#executor.outboxEntries();
-      const next = this.#cursor.next();
-      if (next.done === true) {
-        this.#cursor = null;
-        if (this.#cursorFresh) break; // a whole pass found nothing more
-        this.#cursorFresh = true;
-        continue;
-      }
-      const entry = next.value;
-      if (entry.status !== "pending" || this.#active.has(entry.id)) continue;
-      this.#cursorFresh = false;
-      this.#launch(entry);
-    }
-    this.#cursorFresh = false;
+    for (const launch of this.#core.fill()) this.#launch(launch);
+    if (this.#core.stopped) this.stop();
   }
 
   /** Stops at once: aborts requests and timers; unsubmitted outcomes are dropped. */
   stop(): void {
+    this.#core.stop();
     if (this.#abort.signal.aborted) return;
     const reason = new Error("effect runner stopped");
     this.#abort.abort(reason);
     for (const controller of this.#attemptControllers) controller.abort(reason);
     this.#attemptControllers.clear();
     this.#transport?.close();
-    this.#outcomes = [];
   }
 
   /** Effects this runner is executing, waiting to retry, or submitting. */
   inFlight(): InFlightEffect[] {
-    return [...this.#active.values()].map((e) => ({ ...e }));
+    return this.#core.inFlight();
   }
 
   /** Resolves when no task of this runner is running (for tests and shutdown). */
@@ -275,19 +225,9 @@ export class EffectRunner {
   }
 
   #checkFenced(): boolean {
-    if (this.#abort.signal.aborted) return true;
-    if (this.#options.isPrimary(this.view)) return false;
+    if (!this.#core.fenced()) return false;
     this.stop();
     return true;
-  }
-
-  /** Drops `submitting` records whose outcome committed (or whose entry changed). */
-  #forgetSettled(): void {
-    for (const [id, item] of this.#active) {
-      if (item.phase !== "submitting") continue;
-      const entry = this.#executor.outboxEntry(id);
-      if (entry === undefined || entry.status !== "pending" || entry.generation !== item.generation) this.#active.delete(id);
-    }
   }
 
   #task(body: () => Promise<void>): void {
@@ -302,78 +242,50 @@ export class EffectRunner {
     });
   }
 
-  #launch(entry: StoredOutboxEntry): void {
-    const item: InFlightEffect = { id: entry.id, kind: entry.kind, generation: entry.generation, attempts: 0, phase: "executing", lastError: null };
-    this.#active.set(entry.id, item);
-    this.#executing++;
-    const effect = decodeValue(entry.effectBytes) as HttpEffect | LogEffect | CustomEffect;
+  #launch(launch: EffectLaunch): void {
     this.#task(async () => {
       try {
-        await this.#run(entry, effect, item);
+        await this.#run(launch);
       } finally {
-        this.#executing--;
-        // Half the slots are free: launch a burst now rather than wait for the next commit.
-        // (Bursts, not one launch per finish: requests sent together share event-loop
-        // turns and system calls; one-by-one was about 30% slower against a local sink.)
-        if (this.#executing <= this.#inFlightMax >>> 1 && this.#started && !this.#checkFenced()) this.#fill();
+        if (this.#core.slotFreed()) this.#fill();
+        else if (this.#core.stopped) this.stop();
       }
     });
   }
 
-  async #run(entry: StoredOutboxEntry, effect: HttpEffect | LogEffect | CustomEffect, item: InFlightEffect): Promise<void> {
+  async #run({ entry, effect, item }: EffectLaunch): Promise<void> {
     const signal = this.#abort.signal;
     for (;;) {
-      if (this.#checkFenced()) return;
-      item.phase = "executing";
-      item.attempts++;
-      this.attemptsStarted++;
+      if (!this.#core.beginAttempt(item)) return this.stop();
       const result = await this.#attempt(entry, effect, item.attempts, signal);
-      if (this.#checkFenced()) return;
-      if (result.kind === "ok") {
-        this.#finish(item, { id: item.id, generation: item.generation, status: "acknowledged", value: result.value, attempts: item.attempts, view: this.view });
-        return;
+      const next = this.#core.attemptDone(item, result);
+      switch (next.kind) {
+        case "stopped":
+          return this.stop();
+        case "finished":
+          return this.#outcomeQueued();
+        case "backoff":
+          await this.#clock.sleep(next.delayMs, signal);
       }
-      item.lastError = result.error;
-      if (result.kind === "permanent" || item.attempts >= this.#maxAttempts) {
-        this.#finish(item, { id: item.id, generation: item.generation, status: "dead_lettered", error: result.error, attempts: item.attempts, view: this.view });
-        return;
-      }
-      item.phase = "backoff";
-      await this.#clock.sleep(this.#backoffMs(item.attempts), signal);
     }
   }
 
-  /** Exponential backoff with equal jitter: half fixed, half uniform. */
-  #backoffMs(attempts: number): number {
-    const base = this.#options.backoffBaseMs ?? 200;
-    const max = this.#options.backoffMaxMs ?? 60_000;
-    const ceiling = Math.min(max, base * 2 ** Math.min(attempts - 1, 30));
-    return ceiling / 2 + this.#random() * (ceiling / 2);
-  }
-
-  #finish(item: InFlightEffect, outcome: EffectOutcome): void {
-    item.phase = "submitting";
-    this.#outcomes.push(outcome);
-    // Outcomes that finish within resultsDelayMs of each other share one op-17 entry:
-    // every entry is a replicated journal write, and one per effect capped throughput.
-    if (this.#outcomes.length >= this.#resultsBatchMax || this.#resultsDelayMs === 0) {
-      this.#flush();
-      return;
+  #outcomeQueued(): void {
+    const action = this.#core.outcomeQueued();
+    if (action === "flush") this.#flush();
+    else if (action === "timer") {
+      this.#task(async () => {
+        await this.#clock.sleep(this.#core.resultsDelayMs, this.#abort.signal);
+        this.#core.flushTimerFired();
+        this.#flush();
+      });
     }
-    if (this.#flushTimer) return;
-    this.#flushTimer = true;
-    this.#task(async () => {
-      await this.#clock.sleep(this.#resultsDelayMs, this.#abort.signal);
-      this.#flushTimer = false;
-      this.#flush();
-    });
   }
 
   #flush(): void {
-    while (this.#outcomes.length > 0 && this.#submitsInFlight < this.#submitsInFlightMax) {
-      if (this.#checkFenced()) return;
-      const batch = this.#outcomes.splice(0, this.#resultsBatchMax);
-      this.#submitsInFlight++;
+    for (;;) {
+      const batch = this.#core.takeBatch();
+      if (batch === null) break;
       this.#task(async () => {
         let committed = true;
         try {
@@ -381,45 +293,35 @@ export class EffectRunner {
         } catch {
           committed = false;
         }
-        this.#submitsInFlight--;
-        // Committed and applied: the entries left the pending outbox (or the outcome was
-        // ignored, and the effect is due again). Not committed (busy, view change…): if
-        // still primary, the next wake executes them again under the same ids.
-        for (const outcome of batch) this.#active.delete(outcome.id);
-        if (!committed) await this.#clock.sleep(this.#options.backoffBaseMs ?? 200, this.#abort.signal);
+        this.#core.batchDone(batch, committed);
+        if (!committed) await this.#clock.sleep(this.#core.backoffBaseMs, this.#abort.signal);
         this.#flush();
         this.wake();
       });
     }
+    if (this.#core.stopped) this.stop();
   }
 
   #maybeTick(): void {
-    const dueMs = this.#executor.nextDueMs();
-    if (dueMs === null || this.#tickInFlight) return;
     const now = this.#clock.now();
-    const retryMs = this.#options.tickRetryMs ?? 1000;
-    if (now >= dueMs && now >= this.#tickLastMs + retryMs) {
-      this.#tickInFlight = true;
-      this.#tickLastMs = now;
+    const plan = this.#core.tickPlan(now);
+    if (plan.kind === "submit") {
       this.#task(async () => {
         try {
           await this.#options.submit(operationScheduleTick, tickBody);
         } catch {
           // Retried after tickRetryMs by the next wake.
         }
-        this.#tickInFlight = false;
+        this.#core.tickDone();
         this.wake();
       });
-      return;
+    } else if (plan.kind === "sleep") {
+      this.#task(async () => {
+        await this.#clock.sleep(plan.delayMs, this.#abort.signal);
+        this.#core.tickTimerFired(plan.wakeMs);
+        this.wake();
+      });
     }
-    const wakeMs = Math.max(dueMs, this.#tickLastMs + retryMs);
-    if (this.#tickTimerDueMs !== null && this.#tickTimerDueMs <= wakeMs) return;
-    this.#tickTimerDueMs = wakeMs;
-    this.#task(async () => {
-      await this.#clock.sleep(Math.max(0, wakeMs - now), this.#abort.signal);
-      if (this.#tickTimerDueMs === wakeMs) this.#tickTimerDueMs = null;
-      this.wake();
-    });
   }
 
   async #attempt(entry: StoredOutboxEntry, effect: HttpEffect | LogEffect | CustomEffect, attempt: number, signal: AbortSignal): Promise<AttemptResult> {
@@ -482,7 +384,7 @@ export class EffectRunner {
     }
     this.#attemptControllers.add(controller);
     try {
-      this.#transport ??= this.#options.fetch !== undefined ? fetchTransport(this.#options.fetch) : defaultHttpTransport(this.#inFlightMax);
+      this.#transport ??= this.#options.fetch !== undefined ? fetchTransport(this.#options.fetch) : defaultHttpTransport(this.#core.inFlightMax);
       const text = await this.#transport.send({
         url: effect.url,
         method: effect.method,
