@@ -142,7 +142,27 @@ export class LogWindow {
     if (this.head < anchor.op) this.head = anchor.op;
   }
 
-  /**
+    /**
+   * Headers of every trusted slot from the head down to `floor` (inclusive, so the
+   * receiver can anchor the chain), skipping slots that are missing or untrusted, at most
+   * `countMax`, ascending. A hole in this replica's log does not hide the trusted headers
+   * below it: a peer can still verify its own copies there against them.
+   */
+  trustedHeaders(floor: number, countMax: number): Uint8Array[] {
+    const headers: Uint8Array[] = [];
+    for (let op = this.head; op >= this.anchorOp && headers.length < countMax; op--) {
+      if (op === this.anchorOp) {
+        if (op > 0) headers.push(this.anchorBytes);
+        break;
+      }
+      const slot = this.#slots.get(op);
+      if (slot !== undefined && slot.trusted) headers.push(slot.bytes);
+      if (op <= floor) break;
+    }
+    return headers.reverse();
+  }
+
+/**
    * Trusted headers from the head down to `floor` (inclusive), ascending, at most `countMax`;
    * stops at a gap or an untrusted slot; the anchor's header when the head is the anchor.
    */

@@ -58,6 +58,11 @@ export type MessageBody =
   }
   | { readonly kind: "start_view"; readonly op: number; readonly checkpointOp: number; readonly headers: readonly Uint8Array[] }
   | { readonly kind: "request_start_view" }
+  /**
+   * "I promised the envelope's view (sent a do_view_change for it) and cannot rejoin yours":
+   * a replica's answer to a start_view of an older view. The primary moves the cluster on.
+   */
+  | { readonly kind: "view_promised" }
   | { readonly kind: "request_prepare"; readonly op: number; readonly checksum: Uint8Array }
   | { readonly kind: "entry"; readonly entry: WireEntry }
   | { readonly kind: "ping"; readonly nonce: number }
@@ -99,6 +104,7 @@ export const messageKinds: Readonly<Record<MessageKind, number>> = {
   checkpoint_chunk: 13,
   recovery: 14,
   recovery_response: 15,
+  view_promised: 16,
 };
 
 const kindByCode: readonly (MessageKind | undefined)[] = (() => {
@@ -152,6 +158,7 @@ function encodeBody(message: MessageBody): Uint8Array {
       return cborEncode({ commitChecksum: message.commitChecksum, checkpointOp: message.checkpointOp });
     case "start_view_change":
     case "request_start_view":
+    case "view_promised":
       return new Uint8Array(0);
     case "do_view_change":
       assert(message.headers.length <= messageHeadersMax, "do_view_change headers within bound");
@@ -304,6 +311,7 @@ function decodeBody(kind: MessageKind, body: Uint8Array): MessageBody {
     }
     case "start_view_change":
     case "request_start_view":
+    case "view_promised":
       if (body.length !== 0) throw new MessageError("body", `${kind} has no body`);
       return { kind };
     case "do_view_change": {

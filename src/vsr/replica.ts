@@ -559,6 +559,7 @@ export class Replica implements ReplicaCore {
       case "request_checkpoint": return this.#onRequestCheckpoint(m);
       case "checkpoint_chunk": return this.#onCheckpointChunk(m);
       case "recovery": return this.#onRecovery(m);
+      case "view_promised": return this.#onViewPromised(m);
       case "recovery_response": return this.#onRecoveryResponse(m);
     }
   }
@@ -869,6 +870,12 @@ export class Replica implements ReplicaCore {
     this.#sendPrepareOk();
   }
 
+  /** A replica promised a newer view and cannot rejoin this one: move the cluster to it. */
+  #onViewPromised(m: Message): void {
+    if (this.#status !== "normal" || !this.#isPrimary() || m.view <= this.#view) return;
+    this.#startViewChange(m.view);
+  }
+
   #onRecovery(m: Message & { kind: "recovery" }): void {
     this.#send(m.replica, { kind: "recovery_response", nonce: m.nonce });
   }
@@ -1032,7 +1039,7 @@ export class Replica implements ReplicaCore {
     // The trusted suffix above the commit, and below it (across any gap above the commit)
     // some committed headers: a new primary that applied less than this replica learns the
     // committed entries it must repair from them, and the chain down from the lowest one.
-    const suffix = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax - dvcCommittedHeadersMax);
+    const suffix = this.#log.trustedHeaders(this.#commitMin, messageHeadersMax - dvcCommittedHeadersMax);
     const lowest = suffix.length > 0 ? decodeHeader(suffix[0]!).op : this.#log.head + 1;
     const committed: Uint8Array[] = [];
     const committedFrom = Math.max(this.#log.anchorOp + 1, this.#commitMin - dvcCommittedHeadersMax + 1);
@@ -1196,7 +1203,14 @@ export class Replica implements ReplicaCore {
       if (slot !== undefined) slot.trusted = true;
       else this.#log.put(bytes, null, true);
     }
-    if (decoded.length > 0) this.#log.walkDown(decoded[0]!.header.op, this.#commitMin);
+    // Walk the chain down from the lowest header of every run: a hole in the sender's log
+    // is where this replica's own copy may be verified and then repair the sender.
+    const installed = new Set(decoded.map((d) => d.header.op));
+    for (const { header } of decoded) {
+      if (!installed.has(header.op - 1) && this.#log.get(header.op)?.trusted === true) {
+        this.#log.walkDown(header.op, this.#commitMin);
+      }
+    }
     assert(
       this.#log.head === op || op <= this.#commitMin || op <= this.#log.anchorOp,
       `installed log ends at op ${op}: head ${this.#log.head} commit ${this.#commitMin} anchor ${this.#log.anchorOp} headers ${decoded.map((d) => d.header.op)}`,
@@ -1227,7 +1241,7 @@ export class Replica implements ReplicaCore {
 
   #sendStartView(to: number): void {
     assert(this.#status === "normal" && this.#isPrimary(), "only a normal primary sends start_view");
-    const headers = this.#log.trustedSuffix(this.#commitMin, messageHeadersMax);
+    const headers = this.#log.trustedHeaders(this.#commitMin, messageHeadersMax);
     this.#send(to, { kind: "start_view", op: this.#log.head, checkpointOp: this.#checkpointOp, headers });
   }
 
@@ -1235,6 +1249,11 @@ export class Replica implements ReplicaCore {
     if (m.replica !== primaryOf(m.view, this.config.replicaCount)) return;
     if (m.view < this.#view) {
       // Rejoin an older view only from a lone view change that promised nothing beyond it.
+      if (this.#status !== "normal" && m.view < this.#dvcViewMax && this.#voting) {
+        // Bound by a do_view_change the rest never acted on (they restarted, or moved on
+        // without it): ask the older view's primary to lead the cluster past the promise.
+        this.#send(m.replica, { kind: "view_promised" });
+      }
       if (this.#status === "normal" || m.view < this.#dvcViewMax || m.view < this.#logView) return;
     }
     if (m.view === this.#view && this.#status === "normal") {
