@@ -11,6 +11,8 @@ import {
   ClusterMismatchError, DataDirError, FormatVersionError, NotFormattedError,
 } from "../src/storage/errors.ts";
 import { seededRandom } from "../src/storage/seeded_random.ts";
+import { recoverJournal } from "../src/storage/recovery.ts";
+import { entryBodySizeMax, entryHeaderSize } from "../src/codec/entry_header.ts";
 import { chain, cluster } from "./storage_helpers.ts";
 
 const identity = { cluster, replica: 1, replicaCount: 3 };
@@ -262,5 +264,29 @@ describe("data dir refusals on a real disk", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  test("a scan over many reused chunk buffers verifies every entry and names faults in later chunks", async () => {
+    // 1,800 entries of 4,128 bytes (7.4 MiB) through chunks of the smallest size (2 MiB +
+    // 256 B, not a multiple of the entry size): entries straddle chunk ends, and the three
+    // pooled buffers are each reused. A body flip and a header flip (resync) in later chunks.
+    const { disk, entries, locations } = await written(1800, 4000);
+    const chunkSize = 2 * (entryHeaderSize + entryBodySizeMax);
+    const scan = (readOnly: boolean) => recoverJournal(disk, "/d/journal", { cluster, commit: 1800, readOnly, chunkSize });
+    const clean = await scan(true);
+    assert.equal(clean.index.opMax, 1800);
+    assert.equal(clean.opFaults.size + clean.otherFaults.length, 0);
+    assert.deepEqual(clean.headChecksum, entries[1799]!.header.subarray(0, 16));
+    for (const segment of clean.segments) await segment.file.close();
+    const body = locations[699]!;
+    const header = locations[1199]!;
+    assert.ok(body.offset > chunkSize && header.offset > 2 * chunkSize, "the damage lies in the second and third chunks");
+    disk.flipBit(body.path, body.offset + entryHeaderSize + 17, 2);
+    disk.flipBit(header.path, header.offset + 70, 5);
+    const damaged = await scan(true);
+    assert.equal(damaged.index.opMax, 1800);
+    assert.deepEqual([...damaged.opFaults.values()].map((f) => [f.op, f.kind, f.offset]), [[700, "body", body.offset], [1200, "header", header.offset]]);
+    assert.deepEqual(damaged.headChecksum, entries[1799]!.header.subarray(0, 16));
+    for (const segment of damaged.segments) await segment.file.close();
   });
 });

@@ -25,6 +25,7 @@
  * @module
  */
 import { checksum, checksumEqual } from "../codec/checksum.ts";
+import { useNativeChecksum } from "./native_checksum.ts";
 import { assert } from "../assert.ts";
 import type { Disk } from "./disk.ts";
 import { DiskError } from "./disk.ts";
@@ -177,6 +178,7 @@ export async function readIdentity(disk: Disk, path: string): Promise<Identity> 
  * `options.readOnly` nothing is written (a torn tail is reported, not truncated).
  */
 export async function openDataDir(disk: Disk, path: string, options: OpenOptions = {}): Promise<DataDir> {
+  await useNativeChecksum(); // recovery hashes the whole journal: the fastest SHA-256 here
   const identity = await readIdentity(disk, path);
   if (options.cluster !== undefined && !checksumEqual(options.cluster, identity.cluster)) {
     throw new ClusterMismatchError(path, `belongs to cluster ${formatClusterId(identity.cluster)}, not ${formatClusterId(options.cluster)}`);

@@ -77,6 +77,15 @@ class MemoryFile implements DiskFile {
     return inode.current.slice(Math.min(offset, inode.current.length), Math.min(offset + length, inode.current.length));
   }
 
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    assertCount(offset, "read offset");
+    await Promise.resolve();
+    const inode = this.#check("read");
+    const bytes = inode.current.subarray(Math.min(offset, inode.current.length), Math.min(offset + target.length, inode.current.length));
+    target.set(bytes);
+    return bytes.length;
+  }
+
   async write(offset: number, buffers: readonly Uint8Array[], options: WriteOptions): Promise<void> {
     assertCount(offset, "write offset");
     await Promise.resolve();

@@ -101,6 +101,18 @@ class PortableFile implements DiskFile {
     return done === length ? buffer : buffer.subarray(0, done);
   }
 
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    assertCount(offset, "read offset");
+    const fd = this.#open();
+    let done = 0;
+    while (done < target.length) {
+      const count = await call<number>("read", this.path, (cb) => fs.read(fd, target, done, target.length - done, offset + done, cb));
+      if (count === 0) break; // end of file
+      done += count;
+    }
+    return done;
+  }
+
   async write(offset: number, buffers: readonly Uint8Array[], options: WriteOptions): Promise<void> {
     assertCount(offset, "write offset");
     const fd = this.#open();

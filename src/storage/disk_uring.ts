@@ -242,6 +242,25 @@ class NativeFile implements DiskFile {
     });
   }
 
+  readInto(offset: number, target: Uint8Array): Promise<number> {
+    assertCount(offset, "read offset");
+    return this.#serial(async () => {
+      const fd = this.fd;
+      assert(fd >= 0, "open file has a descriptor");
+      if (target.length === 0) return 0;
+      // The kernel needs native memory: read into staging, then one copy into the caller's
+      // (reused, already faulted-in) buffer.
+      const staging = this.#stagingFor(target.length).bytes.subarray(0, target.length);
+      try {
+        const count = await this.#disk.engine.read(this, staging, offset);
+        target.set(count === staging.length ? staging : staging.subarray(0, count));
+        return count;
+      } finally {
+        this.#trimStaging();
+      }
+    });
+  }
+
   write(offset: number, buffers: readonly Uint8Array[], options: WriteOptions): Promise<void> {
     assertCount(offset, "write offset");
     return this.#serial(async () => {

@@ -32,7 +32,7 @@
  */
 import { checksumEqual } from "../codec/checksum.ts";
 import {
-  chainsAfter, decodeHeader, entryFormatVersion, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+  chainsAfter, decodeHeader, decodeHeaderView, entryFormatVersion, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
 } from "../codec/entry_header.ts";
 import type { EntryHeader } from "../codec/entry_header.ts";
 import { assert } from "../assert.ts";
@@ -43,7 +43,7 @@ import type { FaultKind } from "./op_index.ts";
 import {
   decodeSegmentHeader, parseSegmentName, segmentName, segmentFormatVersion, segmentHeaderSize, segmentHeaderVersion,
 } from "./segment.ts";
-import { readChunkSizeDefault, SegmentReader } from "./segment_reader.ts";
+import { ChunkPool, readChunkSizeDefault, SegmentReader } from "./segment_reader.ts";
 
 /** One fault found in the journal. `op` is -1 for damage not tied to an op (a segment header). */
 export interface JournalFault {
@@ -144,14 +144,21 @@ class Scan {
   readonly #root: EntryHeader;
   #expected: number | null = null;
   #previous: EntryHeader | null = null;
+  /** Storage for #previous (see #keep): op and checksum only; the other fields are the root's. */
+  readonly #kept: { -readonly [K in keyof EntryHeader]: EntryHeader[K] }[];
+  #keptNext = 0;
   #damage: Damage | null = null;
   #bytesTotal = 0;
+  /** Chunk buffers reused by every segment's reader (header views into them are short-lived). */
+  readonly #chunkPool: ChunkPool;
 
   constructor(disk: Disk, directory: string, options: RecoveryOptions) {
     this.#disk = disk;
     this.#directory = directory;
     this.#options = options;
     this.#root = decodeHeader(rootEntry(options.cluster));
+    this.#chunkPool = new ChunkPool(options.chunkSize ?? readChunkSizeDefault);
+    this.#kept = [{ ...this.#root, checksum: new Uint8Array(16) }, { ...this.#root, checksum: new Uint8Array(16) }];
   }
 
   async run(numbers: number[]): Promise<void> {
@@ -201,7 +208,8 @@ class Scan {
       headChecksum = this.#root.checksum;
     } else if (this.#previous !== null && this.#previous.op === this.index.opMax) {
       // (With no entry held, #previous is the recorded start of the journal, if any.)
-      headChecksum = this.#previous.checksum;
+      // A copy: the scan's headers are views into read chunks (keep neither them nor the chunk).
+      headChecksum = this.#previous.checksum.slice();
     }
     return {
       segments: this.segments,
@@ -241,7 +249,15 @@ class Scan {
   }
 
   async #scanSegment(segment: SegmentState, fileSize: number, last: boolean): Promise<void> {
-    const reader = new SegmentReader(segment.file, fileSize, this.#options.chunkSize ?? readChunkSizeDefault);
+    const reader = new SegmentReader(segment.file, fileSize, this.#chunkPool.chunkSize, this.#chunkPool);
+    try {
+      await this.#scanSegmentWith(reader, segment, fileSize, last);
+    } finally {
+      await reader.settle();
+    }
+  }
+
+  async #scanSegmentWith(reader: SegmentReader, segment: SegmentState, fileSize: number, last: boolean): Promise<void> {
     const headerBytes = await reader.view(0, segmentHeaderSize);
     const decoded = decodeSegmentHeader(headerBytes ?? new Uint8Array(0));
     let headerOk = false;
@@ -268,7 +284,9 @@ class Scan {
       this.#progress(reader, segment);
       const bytes = reader.viewNow(position, entryHeaderSize) ?? await reader.view(position, entryHeaderSize);
       const problem = bytes === null ? "short" : verifyHeader(bytes);
-      const header = problem === null ? decodeHeader(bytes!) : null;
+      // Views, not copies: the chunk stays intact while this entry is handled (the reader
+      // moves at most one chunk on for its body); #accept copies what outlives it.
+      const header = problem === null ? decodeHeaderView(bytes!) : null;
       if (header === null || !this.#plausible(header)) {
         position = await this.#resync(reader, segment, position, "header", `entry header: ${problem ?? "not the next op of this cluster"}`);
         continue;
@@ -374,8 +392,21 @@ class Scan {
       const detail = kind === "body" ? `body of op ${header.op} fails its checksum` : `op ${header.op} does not chain after op ${header.op - 1}`;
       this.opFaults.set(header.op, { op: header.op, kind, path: segment.path, offset, detail });
     }
-    this.#previous = header;
+    this.#previous = this.#keep(header);
     this.#expected = header.op + 1;
+  }
+
+  /**
+   * The previous entry as the chain check needs it (op and checksum), in memory of the
+   * scan's own: `header` is a view into a chunk buffer that the reader will reuse. Two
+   * records in turn, so the one being replaced is never the one being written.
+   */
+  #keep(header: EntryHeader): EntryHeader {
+    const record = this.#kept[this.#keptNext]!;
+    this.#keptNext ^= 1;
+    record.checksum.set(header.checksum);
+    record.op = header.op;
+    return record;
   }
 
   /**
