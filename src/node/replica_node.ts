@@ -36,6 +36,7 @@ import { apiAccess, readSecret } from "./config.ts";
 import { pendingRepliesMax, ReplicaHandle } from "./handle.ts";
 import { recoverReplicaState } from "./recover.ts";
 import { StorageDriver } from "./storage_driver.ts";
+import { testFaultsFromEnv } from "./test_faults.ts";
 
 /** Builds the pure replica (src/vsr) from its configuration, state machine and recovered state. */
 export type ReplicaFactory = (config: ReplicaConfig, stateMachine: StateMachine, recovered: RecoveredState) => ReplicaCore;
@@ -79,8 +80,9 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const log = options.log ?? ((line: string) => console.error(line));
   const me = config.replicas[index]!;
   const prefix = `chronon[${index}]`;
+  const testFaults = testFaultsFromEnv((line) => log(`${prefix} ${line}`)); // test-only, inert unless CHRONON_TEST_FAULTS is set
 
-  const disk: Disk = await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`));
+  const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`)));
   if (!(await disk.exists(join(me.dataDir, "identity")))) {
     if (options.format !== true) {
       const { NotFormattedError } = await import("../storage/errors.ts");
@@ -300,7 +302,8 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   }
 
   const tickTimer = setInterval(() => {
-    core.tick(Date.now());
+    core.tick(testFaults.nowMs());
+    testFaults.tick(core.status(), () => executor.stateHash());
     handle.expire();
     for (const [token, started] of requestStarted) {
       if (performance.now() - started > 60_000) requestStarted.delete(token);
