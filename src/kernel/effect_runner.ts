@@ -24,9 +24,8 @@
  * @module
  */
 import type { CustomEffect, HttpEffect, LogEffect, LogLevel } from "../app/effects.ts";
-import type { HttpResult } from "../app/app.ts";
 import { encodeEffectResults, operationEffectResults, operationScheduleTick } from "../app/wire.ts";
-import { EffectRunnerCore } from "./effect_runner_core.ts";
+import { EffectRunnerCore, httpAttemptResult } from "./effect_runner_core.ts";
 import type { AttemptResult, EffectLaunch, InFlightEffect } from "./effect_runner_core.ts";
 import type { Executor, StoredOutboxEntry } from "./executor.ts";
 import { defaultHttpTransport, fetchTransport } from "./http_transport.ts";
@@ -393,14 +392,7 @@ export class EffectRunner {
         signal: controller.signal,
         bodySizeMax: this.#options.responseBodySizeMax ?? 16 * 1024,
       });
-      const status = text.status;
-      if (status >= 200 && status < 300) {
-        const value: HttpResult = { status, body: text.body, truncated: text.truncated };
-        return { kind: "ok", value };
-      }
-      const error = `HTTP ${status}${text.body.length > 0 ? ": " + text.body.slice(0, 200) : ""}`;
-      const retryable = status === 408 || status === 425 || status === 429 || status >= 500 || status < 400;
-      return { kind: retryable ? "retry" : "permanent", error };
+      return httpAttemptResult(text.status, text.body, text.truncated);
     } catch (error) {
       if (timedOut) return { kind: "retry", error: `timed out after ${effect.timeoutMs} ms` };
       return { kind: "retry", error: error instanceof Error ? error.message : String(error) };

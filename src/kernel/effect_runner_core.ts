@@ -17,6 +17,7 @@
  *    `takeBatch()` hands each op-17 body to submit; `batchDone(batch, committed)` after.
  * @module
  */
+import type { HttpResult } from "../app/app.ts";
 import type { CustomEffect, HttpEffect, LogEffect } from "../app/effects.ts";
 import { decodeValue } from "../app/value_codec.ts";
 import type { EffectOutcome } from "../app/wire.ts";
@@ -40,6 +41,21 @@ export type AttemptResult =
   | { readonly kind: "ok"; readonly value: unknown }
   | { readonly kind: "retry"; readonly error: string }
   | { readonly kind: "permanent"; readonly error: string };
+
+/**
+ * What an HTTP response means for an effect: 2xx acknowledges it with `{ status, body,
+ * truncated }`; 408, 425, 429, 5xx and anything below 400 (3xx included: redirects are
+ * not followed) are retried; any other 4xx dead-letters it at once.
+ */
+export function httpAttemptResult(status: number, body: string, truncated: boolean): AttemptResult {
+  if (status >= 200 && status < 300) {
+    const value: HttpResult = { status, body, truncated };
+    return { kind: "ok", value };
+  }
+  const error = `HTTP ${status}${body.length > 0 ? ": " + body.slice(0, 200) : ""}`;
+  const retryable = status === 408 || status === 425 || status === 429 || status >= 500 || status < 400;
+  return { kind: retryable ? "retry" : "permanent", error };
+}
 
 /** An effect to start: its outbox entry, decoded effect and the record the runner tracks. */
 export interface EffectLaunch {

@@ -9,6 +9,8 @@
  * | `state_hash`      | replicas that applied the same prefix hold the same state hash    |
  * | `liveness`        | once faults stop, every request completes within a bound          |
  * | `crash`           | the replica threw (a broken assertion or a bug)                   |
+ * | `effects`         | effectively-once effects (bank workload, effects_checker.ts)      |
+ * | `balances`        | the bank's money is conserved (bank workload)                     |
  * @module
  */
 import { checksumEqual, checksumHex } from "../codec/checksum.ts";
@@ -16,7 +18,7 @@ import { check, kvCas, operationsFromEvents } from "./lincheck/mod.ts";
 import type { HistoryEvent, KvCasInput, KvCasOutput } from "./lincheck/mod.ts";
 
 /** Which checker failed. */
-export type CheckerName = "commits" | "linearizability" | "state_hash" | "liveness" | "crash";
+export type CheckerName = "commits" | "linearizability" | "state_hash" | "liveness" | "crash" | "effects" | "balances";
 
 /** A failed check. */
 export class Violation extends Error {

@@ -13,6 +13,7 @@ import { checksumEqual, checksumHex } from "../codec/checksum.ts";
 import type {
   ClientQuery, ClientReply, ClientRequest, RecoveredState, ReplicaConfig, ReplicaCore,
 } from "../vsr/replica_api.ts";
+import type { SimWorkload } from "./workload.ts";
 import type { CommittedEntry, StateMachine } from "../vsr/state_machine.ts";
 import type { CheckerName } from "./checkers.ts";
 import { checkLinearizable, checkLiveness, CommitChecker, StateHashChecker, Violation } from "./checkers.ts";
@@ -43,6 +44,8 @@ export interface SimOptions {
   readonly faults?: boolean;
   /** Override the fault profile picked from the seed. */
   readonly profile?: FaultProfile;
+  /** Another state machine, clients and checkers (default: the kv store and its clients). */
+  readonly workload?: SimWorkload;
 }
 
 /** Virtual milliseconds per tick. */
@@ -92,6 +95,8 @@ export interface SimResult {
   readonly traceLines: string[] | null;
   readonly stats: SimStats;
   readonly profile: FaultProfile;
+  /** The workload's own counters (absent for the kv workload). */
+  readonly workloadStats?: Readonly<Record<string, number>>;
 }
 
 type Payload =
@@ -103,7 +108,7 @@ type Payload =
 /** A state machine that reports every commit to the checkers. */
 class CheckedStateMachine implements StateMachine {
   constructor(
-    private readonly inner: KvStateMachine,
+    private readonly inner: StateMachine,
     private readonly replica: number,
     private readonly run: Simulation,
   ) {}
@@ -124,6 +129,16 @@ class CheckedStateMachine implements StateMachine {
   restore(snapshot: Uint8Array): void {
     this.inner.restore(snapshot);
   }
+}
+
+/** A simulated client as the run drives it (the kv SimClient, or a workload's). */
+export interface SimClientLike {
+  readonly index: number;
+  /** Nothing open and nothing left to do. */
+  readonly idle: boolean;
+  tick(now: number, sends: ClientSend[]): void;
+  receive(now: number, reply: ClientReply): void;
+  outstanding(): { invokedTick: number; description: string } | null;
 }
 
 interface ReplicaSlot {
@@ -149,7 +164,7 @@ export class Simulation {
   readonly trace: Trace;
   readonly network: Network<Payload>;
   readonly replicas: ReplicaSlot[] = [];
-  readonly clients: SimClient[] = [];
+  readonly clients: SimClientLike[] = [];
   readonly world: ClientWorld;
   readonly commits = new CommitChecker();
   readonly stateHashes = new StateHashChecker();
@@ -200,7 +215,12 @@ export class Simulation {
     const keyCount = 1 + this.prng.int(5);
     const keys = [...Array(keyCount).keys()].map((k) => `k${k}`);
     for (let c = 0; c < clientCount; c++) {
-      this.clients.push(new SimClient(c, this.world, keys, 40 + this.prng.int(80), this.profile.clientAttemptsMax, clientPrng.fork(c)));
+      const timeoutTicks = 40 + this.prng.int(80);
+      this.clients.push(
+        options.workload === undefined
+          ? new SimClient(c, this.world, keys, timeoutTicks, this.profile.clientAttemptsMax, clientPrng.fork(c))
+          : options.workload.client(c, this.world, timeoutTicks, this.profile.clientAttemptsMax, clientPrng.fork(c)),
+      );
     }
     this.stats = {
       ticks: 0, healTick: -1, requestsCompleted: 0, requestsUnknown: 0, requestsFailed: 0, commitOpMax: 0,
@@ -249,6 +269,7 @@ export class Simulation {
       stats: this.stats,
       profile: this.profile,
       ...(failure === undefined ? {} : { failure }),
+      ...(this.options.workload === undefined ? {} : { workloadStats: this.options.workload.stats() }),
     };
     return result;
   }
@@ -289,7 +310,11 @@ export class Simulation {
     for (;;) {
       const target = this.commits.opMax;
       const lagging = this.replicas.filter((slot) => slot.core!.status().commit < target);
-      if (lagging.length === 0) break;
+      const workloadPending = lagging.length === 0 ? (this.options.workload?.pending(this) ?? null) : null;
+      if (lagging.length === 0 && workloadPending === null) break;
+      if (this.now - doneTick > convergenceTicksMax && workloadPending !== null) {
+        throw new Violation("liveness", `${convergenceTicksMax} ticks after the clients finished: ${workloadPending}`);
+      }
       if (this.now - doneTick > convergenceTicksMax) {
         const s = lagging[0]!.core!.status();
         throw new Violation(
@@ -315,6 +340,7 @@ export class Simulation {
     }
     this.stats.historyEvents = this.world.events.length;
     this.stats.lincheck = checkLinearizable(this.world.events);
+    this.options.workload?.finalCheck(this);
   }
 
   /** The nemesis: crashes, restarts, partitions and latent disk faults, drawn per tick. */
@@ -365,6 +391,7 @@ export class Simulation {
     slot.viewTraced = -1;
     slot.storage.crash();
     this.network.dropTo(r);
+    this.options.workload?.crashed(r);
     slot.restartAtTick = this.now + 1 + this.nemesis.exponential(this.profile.downTicksMean, this.profile.downTicksMean * 8);
     this.stats.crashes++;
     this.trace.event(this.now, "crash", r, slot.restartAtTick);
@@ -376,7 +403,8 @@ export class Simulation {
     const recovered = slot.storage.recover();
     if (this.stats.ticks > 0 || this.now > 0) this.stats.restarts++;
     slot.skewMs = this.pickSkew();
-    const stateMachine = new CheckedStateMachine(new KvStateMachine(), r, this);
+    const inner = this.options.workload === undefined ? new KvStateMachine() : this.options.workload.stateMachine(r);
+    const stateMachine = new CheckedStateMachine(inner, r, this);
     const sb = recovered.superblock;
     const detail = this.trace.lines === null
       ? undefined
@@ -429,6 +457,7 @@ export class Simulation {
       if (packet === undefined) break;
       this.deliver(packet.from, packet.to, packet.payload);
     }
+    this.options.workload?.afterStep(this, this.now);
     const sends = this.sends;
     sends.length = 0;
     for (const client of this.clients) client.tick(this.now, sends);
@@ -484,8 +513,23 @@ export class Simulation {
     }
     const n = this.replicas.length;
     for (const reply of ready.replies) {
+      if (this.options.workload?.takeReply(r, reply) === true) continue;
       this.network.send(this.now, r, n + (reply.token % clientsMax), { kind: "reply", reply });
     }
+  }
+
+  /** A request that the workload makes inside replica `r` (no network: e.g. its effect runner). */
+  requestLocal(r: number, request: ClientRequest): void {
+    const slot = this.replicas[r]!;
+    assert(slot.core !== null, "a local request goes to a running replica");
+    this.trace.event(this.now, "request_local", r, request.operation, request.token, request.body);
+    slot.core.request(request);
+    this.pump(r);
+  }
+
+  /** Replica `r`'s clock (ms since the epoch), skew included, as its replica sees it. */
+  clockMs(r: number): number {
+    return epochMs + this.now * tickMs + this.replicas[r]!.skewMs;
   }
 
   private collectStats(): void {
