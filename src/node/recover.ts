@@ -5,7 +5,9 @@
  * @module
  */
 import { randomInt } from "node:crypto";
+import { join } from "node:path";
 import type { CheckpointStore, CheckpointFault } from "../storage/checkpoint_store.ts";
+import type { Disk } from "../storage/disk.ts";
 import type { DataDir } from "../storage/data_dir.ts";
 import type { RecoveredState } from "../vsr/replica_api.ts";
 
@@ -47,4 +49,37 @@ export async function recoverReplicaState(dataDir: DataDir, checkpoints: Checkpo
     },
     checkpointFaults: faults,
   };
+}
+
+/**
+ * Name of the file that marks a data dir as a replaced disk: formatted anew for a replica
+ * that belonged to the cluster before (`chronon start --replace`). While it exists the
+ * replica recovers with `intact: false`, so it does not vote (in view changes or commit
+ * quorums) until it has caught up from its peers; it is removed once the replica reports
+ * `voting: true`. Without it, a replica with an empty disk could help elect a primary that
+ * lacks writes it had acknowledged before losing the disk.
+ */
+export const replacedMarkerName = "replaced";
+
+/** Durably marks `dataDir` (just formatted) as a replaced disk. */
+export async function markReplaced(disk: Disk, dataDir: string): Promise<void> {
+  const file = await disk.open(join(dataDir, replacedMarkerName), { create: true });
+  try {
+    await file.write(0, [new TextEncoder().encode("this data dir replaces a lost disk: not voting until caught up\n")], { sync: true });
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await disk.syncDirectory(dataDir);
+}
+
+/** True when the data dir is intact: not a replaced disk still catching up. */
+export async function dataDirIntact(disk: Disk, dataDir: string): Promise<boolean> {
+  return !(await disk.exists(join(dataDir, replacedMarkerName)));
+}
+
+/** Removes the marker once the replica votes again (durably: a crash may not bring it back mid-way). */
+export async function clearReplaced(disk: Disk, dataDir: string): Promise<void> {
+  await disk.remove(join(dataDir, replacedMarkerName));
+  await disk.syncDirectory(dataDir);
 }

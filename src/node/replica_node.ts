@@ -34,7 +34,7 @@ import type { StateMachine } from "../vsr/state_machine.ts";
 import type { ClusterConfig } from "./config.ts";
 import { apiAccess, readSecret } from "./config.ts";
 import { pendingRepliesMax, ReplicaHandle } from "./handle.ts";
-import { recoverReplicaState } from "./recover.ts";
+import { clearReplaced, dataDirIntact, markReplaced, recoverReplicaState } from "./recover.ts";
 import { StorageDriver } from "./storage_driver.ts";
 import { testFaultsFromEnv } from "./test_faults.ts";
 
@@ -58,6 +58,11 @@ export interface StartOptions {
   readonly log?: (line: string) => void;
   /** `CHRONON_IO` override. */
   readonly io?: "auto" | "uring" | "sync";
+  /**
+   * The replica's disk was replaced: format the missing data dir like `format`, and mark it
+   * so the replica recovers not intact (no vote until caught up); see src/node/recover.ts.
+   */
+  readonly replace?: boolean;
 }
 
 /** A running replica. */
@@ -84,12 +89,16 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
 
   const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`)));
   if (!(await disk.exists(join(me.dataDir, "identity")))) {
-    if (options.format !== true) {
+    if (options.format !== true && options.replace !== true) {
       const { NotFormattedError } = await import("../storage/errors.ts");
       throw new NotFormattedError(me.dataDir, "no data dir here; start with --format to create it, or run `chronon format`");
     }
     await formatDataDir(disk, me.dataDir, { cluster: config.cluster, replica: index, replicaCount: config.replicas.length });
     log(`${prefix} formatted ${me.dataDir} for cluster ${config.clusterName} (${formatClusterId(config.cluster)})`);
+    if (options.replace === true) {
+      await markReplaced(disk, me.dataDir);
+      log(`${prefix} this data dir replaces a lost disk: the replica will not vote until it has caught up from its peers`);
+    }
   }
   const dataDir: DataDir = await openDataDir(disk, me.dataDir, { cluster: config.cluster });
   if (dataDir.identity.replica !== index || dataDir.identity.replicaCount !== config.replicas.length) {
@@ -102,7 +111,8 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   }
   const checkpoints = new CheckpointStore(disk, join(me.dataDir, "checkpoints"), config.cluster);
   const executor = new Executor(options.app);
-  const { state: recovered, checkpointFaults } = await recoverReplicaState(dataDir, checkpoints, true);
+  let catchingUp = !(await dataDirIntact(disk, me.dataDir));
+  const { state: recovered, checkpointFaults } = await recoverReplicaState(dataDir, checkpoints, !catchingUp);
   for (const fault of checkpointFaults) log(`${prefix} checkpoint ${fault.path} not used: ${fault.reason}`);
 
   const replicaConfig: ReplicaConfig = {
@@ -255,7 +265,13 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
       }
       handle.deliver(reply);
     }
-    superviseRunner(core.status());
+    const status = core.status();
+    superviseRunner(status);
+    if (catchingUp && status.voting !== false) {
+      // Caught up: from now on this disk is intact, also after a restart.
+      catchingUp = false;
+      clearReplaced(disk, me.dataDir).then(() => log(`${prefix} caught up: voting again (replaced-disk marker removed)`), fatal);
+    }
   }
 
   function nodeStatus(): NodeStatus {

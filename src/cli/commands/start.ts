@@ -1,13 +1,41 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { App } from "../../app/app.ts";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
-import { ConfigError, loadConfig } from "../../node/config.ts";
+import { apiAccess, ConfigError, loadConfig } from "../../node/config.ts";
+import type { ClusterConfig } from "../../node/config.ts";
 import { AppModuleError, loadApp } from "../../node/load_app.ts";
 import { createReplica } from "../../node/replica_factory.ts";
 import { startReplica } from "../../node/replica_node.ts";
 import { StorageError } from "../../storage/errors.ts";
+
+/** How long `start --format` waits for each peer's status before assuming a new cluster. */
+const peerProbeTimeoutMs = 1000;
+
+/**
+ * The first peer (by index) whose API reports a log (op > 0), or null when none answers
+ * with one: either the cluster is new, or the peers are down (then `--format` proceeds,
+ * which is why an operator replacing a disk says `--replace`).
+ */
+export async function peerHistory(config: ClusterConfig, replica: number): Promise<{ replica: number; op: number } | null> {
+  const access = apiAccess(config);
+  const headers: Record<string, string> = access.token === undefined ? {} : { authorization: `Bearer ${access.token}` };
+  const answers = await Promise.all(config.replicas.map(async (peer, index) => {
+    if (index === replica) return null;
+    try {
+      const response = await fetch(`${peer.apiUrl}/v1/status`, { headers, signal: AbortSignal.timeout(peerProbeTimeoutMs) });
+      if (!response.ok) return null;
+      const status = await response.json() as { op?: unknown };
+      return typeof status.op === "number" && status.op > 0 ? { replica: index, op: status.op } : null;
+    } catch {
+      return null;
+    }
+  }));
+  return answers.find((answer) => answer !== null) ?? null;
+}
 
 /** The usage text of `start`. */
 export const usage = `chronon start --config cluster.json --replica N --app app.ts [--format] [--io auto|uring|sync]
@@ -20,7 +48,10 @@ dir of another cluster or replica is refused.
   --config FILE   the cluster configuration (see docs/configuration.md)
   --replica N     this replica's index in the config's replicas list
   --app FILE      the application module
-  --format        create the data dir when it does not exist
+  --format        create the data dir when it does not exist (a new cluster member; refused
+                  when a peer reports a log: that is a replaced disk, use --replace)
+  --replace       this replica's disk was lost or replaced: create the missing data dir and
+                  keep the replica from voting until it has caught up from its peers
   --io MODE       disk backend: auto (io_uring when available), uring, or sync (portable);
                   defaults to $CHRONON_IO, then auto
 
@@ -41,6 +72,7 @@ export async function runStart(argv: string[], app: App | null): Promise<number>
         replica: { type: "string" },
         app: { type: "string" },
         format: { type: "boolean", default: false },
+        replace: { type: "boolean", default: false },
         io: { type: "string" },
       },
       strict: true,
@@ -60,13 +92,25 @@ export async function runStart(argv: string[], app: App | null): Promise<number>
   try {
     const config = loadConfig(values.config);
     if (replica >= config.replicas.length) throw new UsageError(`--replica ${replica}: the config lists ${config.replicas.length} replicas`);
+    if (values.format === true && values.replace === true) throw new UsageError("--format and --replace exclude each other");
     const application = app ?? await loadApp(values.app!);
+    const dataDir = config.replicas[replica]!.dataDir;
+    if (values.format === true && !existsSync(join(dataDir, "identity"))) {
+      // A fresh data dir for a cluster that already has history is a replaced disk: an
+      // intact-looking empty replica could vote a primary in that lacks acknowledged writes.
+      const history = await peerHistory(config, replica);
+      if (history !== null) {
+        console.error(`chronon start: replica ${history.replica} reports op ${history.op}: this cluster has history, so a new data dir for replica ${replica} is a replaced disk; start it with --replace (not --format) so it catches up before it votes (docs/operations.md, "Replace a replica")`);
+        return 1;
+      }
+    }
     const running = await startReplica({
       config,
       replica,
       app: application,
       createReplica,
       format: values.format === true,
+      replace: values.replace === true,
       ...(io === undefined ? {} : { io }),
     });
     await new Promise<void>((resolve) => {
