@@ -45,6 +45,12 @@ export interface EffectsDriverOptions {
   readonly delayTicksMean: number;
   readonly requestLossProbability: number;
   readonly responseLossProbability: number;
+  /**
+   * Probability that a request is held up on its way to the sink for 50–300 ticks (past
+   * its attempt timeout, often past a view change): the late attempts of deposed
+   * primaries, which the sink must fence by view.
+   */
+  readonly stallProbability: number;
   /** Runner bounds (small, so that batching and slot limits are exercised). */
   readonly inFlightMax: number;
   readonly resultsBatchMax: number;
@@ -60,6 +66,7 @@ export interface EffectsDriverStats {
   responsesLost: number;
   timeouts: number;
   lateResponses: number;
+  stalls: number;
   resultSubmits: number;
   resultSubmitsFailed: number;
   tickSubmits: number;
@@ -109,7 +116,7 @@ function ticksOf(ms: number): number {
 export class EffectsDriver {
   readonly stats: EffectsDriverStats = {
     runnersStarted: 0, runnersFenced: 0, attempts: 0, requestsLost: 0, responsesLost: 0, timeouts: 0,
-    lateResponses: 0, resultSubmits: 0, resultSubmitsFailed: 0, tickSubmits: 0,
+    lateResponses: 0, stalls: 0, resultSubmits: 0, resultSubmitsFailed: 0, tickSubmits: 0,
   };
   readonly #options: EffectsDriverOptions;
   readonly #prng: Prng;
@@ -273,7 +280,12 @@ export class EffectsDriver {
           this.stats.requestsLost++;
           return;
         }
-        this.#push({ ...this.#at(this.#delayTicks()), kind: "arrive", runner, launch, attempt, view: runner.core.view });
+        let delayTicks = this.#delayTicks();
+        if (this.#run!.world.mayGiveUp && this.#prng.chance(this.#options.stallProbability)) {
+          this.stats.stalls++;
+          delayTicks += 50 + this.#prng.int(251);
+        }
+        this.#push({ ...this.#at(delayTicks), kind: "arrive", runner, launch, attempt, view: runner.core.view });
         return;
       }
       case "log":
