@@ -7,6 +7,7 @@ import type { Command } from "./command.ts";
 export const commands: Record<string, () => Promise<Command>> = {
   bench: () => import("./commands/bench.ts").then((m) => m.command),
   build: () => import("./commands/build.ts").then((m) => m.command),
+  chaos: () => import("./commands/chaos.ts").then((m) => m.command),
   "crash-test": () => import("./commands/crash_test.ts").then((m) => m.command),
   format: () => import("./commands/format.ts").then((m) => m.command),
   inspect: () => import("./commands/inspect.ts").then((m) => m.command),
