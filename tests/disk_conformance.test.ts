@@ -33,7 +33,11 @@ function onTempDir(name: string, create: () => Disk | Promise<Disk>): Backend {
 /** The native backends (io_uring, and the ring-less direct-sync one) where they work here. */
 async function nativeBackends(): Promise<Backend[]> {
   const out: Backend[] = [];
-  if ((await probeUring()).ok) out.push(onTempDir("uring", () => createUringDisk()));
+  if ((await probeUring()).ok) {
+    out.push(onTempDir("uring", () => createUringDisk()));
+    // Every write through the ring, linked to its fdatasync (the path for writes over 1 MiB).
+    out.push(onTempDir("uring-linked", () => createUringDisk({ inlineWriteBytesMax: 0 })));
+  }
   try {
     await (await createDirectSyncDisk()).close();
     out.push(onTempDir("direct-sync", () => createDirectSyncDisk()));

@@ -25,13 +25,15 @@ test("CHRONON_REQUIRE_URING=1 means the uring backend is available", () => {
   if (process.env.CHRONON_REQUIRE_URING === "1") assert.equal(skip, false, String(skip));
 });
 
-const variants: [string, () => Promise<Disk>, string | false][] = [
-  ["uring", () => createUringDisk(), skip],
-  ["direct-sync", () => createDirectSyncDisk(), false],
+const variants: [string, string, () => Promise<Disk>, string | false][] = [
+  ["uring", "uring", () => createUringDisk(), skip],
+  // Every write through the ring, linked to its fdatasync (the path for writes over 1 MiB).
+  ["uring, writes linked to the fdatasync", "uring", () => createUringDisk({ inlineWriteBytesMax: 0 }), skip],
+  ["direct-sync", "direct-sync", () => createDirectSyncDisk(), false],
 ];
 
-for (const [name, make, skipReason] of variants) {
-  describe(`native disk: ${name}`, () => {
+for (const [label, name, make, skipReason] of variants) {
+  describe(`native disk: ${label}`, () => {
     const withDisk = (title: string, body: (disk: Disk, dir: string) => Promise<void>) =>
       test(title, { skip: skipReason }, async () => {
         const disk = await make();
