@@ -168,10 +168,12 @@ function buildDeno(appPath: string, outfile: string): number {
     const result = spawnSync(deno, ["compile", "--quiet", "-A", "--output", outfile, entry], { cwd: repoRoot, encoding: "utf8" });
     if (result.status !== 0) {
       const output = `${result.stdout}${result.stderr}`;
-      if (/dns error|failed to lookup|error sending request|denort/i.test(output)) {
-        console.error("chronon build: deno compile must download its base binary (denort) and there is no network here (DENORT_BIN can name a local copy): use --target bun");
+      if (/dns error|failed to lookup|error sending request|download|denort/i.test(output)) {
+        console.error("chronon build: deno compile must download its base binary (denort) and cannot here (no network; DENORT_BIN can name a local copy): use --target bun");
       } else {
-        console.error(`chronon build: deno compile failed (exit ${result.status ?? result.signal}):\n${output}`);
+        // One line: the first error line deno printed.
+        const first = output.split("\n").find((line) => /error/i.test(line)) ?? output.split("\n")[0] ?? "";
+        console.error(`chronon build: deno compile failed (exit ${result.status ?? result.signal}): ${first.trim()}`);
       }
       return 1;
     }
@@ -192,7 +194,7 @@ function buildNode(): number {
 /** `chronon build`: a single executable of an application. */
 export const command: Command = {
   name: "build",
-  summary: "compile an app into one executable (bun build --compile; --runtime deno|node where available)",
+  summary: "compile an app into one executable (bun build --compile; --target deno|node say when they cannot)",
   usage,
   run(argv) {
     let parsed;
