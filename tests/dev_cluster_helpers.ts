@@ -81,7 +81,7 @@ export function runTsFile(file: string, args: string[]): { command: string; args
   const runtime = runtimeName();
   if (runtime === "bun") return { command: process.execPath, args: [file, ...args] };
   if (runtime === "deno") {
-    return { command: process.execPath, args: ["run", "--quiet", "--allow-ffi", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", file, ...args] };
+    return { command: process.execPath, args: ["run", "--quiet", "--allow-ffi", "--allow-net", "--allow-read", "--allow-write", "--allow-env", file, ...args] };
   }
   return { command: process.execPath, args: ["--import", "tsx", file, ...args] };
 }
