@@ -7,7 +7,8 @@
  * - Each peer has a bounded send queue (bytes and messages). When it is full a message is
  *   dropped (oldest by default: VSR tolerates loss and prefers fresh messages), counted.
  * - A queue drains into the socket only while `write()` accepts more, so memory stays
- *   within the queue bound plus one socket buffer per peer.
+ *   within the queue bound plus one socket buffer per peer. Messages sent in one turn
+ *   are written together (one system call per peer) in a microtask at its end.
  * - Dials back off exponentially with jitter, capped, and reset after a handshake.
  * - A faulty connection is dropped, counted by reason, and logged once per reason per peer.
  * @module
@@ -98,6 +99,8 @@ class Peer {
   dialing: Connection | null = null;
   dials = 0;
   delayMs: number;
+  /** A flush is queued for the end of this turn (see Bus.send). */
+  flushQueued = false;
 
   constructor(readonly index: number, queueMessagesMax: number, delayMs: number) {
     this.queue = new Array(queueMessagesMax);
@@ -233,7 +236,15 @@ export class Bus {
       peer.shift();
     }
     peer.push(payload);
-    this.flush(peer);
+    // Messages sent in one turn (a pump of the replica's Ready) leave in one write system
+    // call per peer at the end of the turn, not one write each.
+    if (!peer.flushQueued) {
+      peer.flushQueued = true;
+      queueMicrotask(() => {
+        peer.flushQueued = false;
+        this.flush(peer);
+      });
+    }
   }
 
   /** Per-peer connection and queue state. */

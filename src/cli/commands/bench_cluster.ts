@@ -11,7 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, createWriteStream, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,6 +137,8 @@ interface WorkerResult {
   readonly errorSample: string | null;
   readonly measuredMs: number;
   readonly histogram: number[];
+  /** CPU time the load process used from the start of the measured window to its end. */
+  readonly cpuMs: number;
 }
 
 /** Figures of one trial at one concurrency. */
@@ -146,6 +148,9 @@ export interface TrialFigures {
   readonly p99Ms: number;
   readonly p999Ms: number;
   readonly errors: number;
+  /** CPU time per committed request (µs): each replica's, and the load processes'. */
+  readonly replicaCpuUsPerRequest: readonly number[];
+  readonly loadCpuUsPerRequest: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -175,6 +180,45 @@ export function residentBytes(pid: number): { rss: number; hwm: number } | null 
     return match === null ? 0 : Number(match[1]) * 1024;
   };
   return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+/**
+ * The disk's own pace in this run, for context: one 512-byte write + fdatasync at a time
+ * for `ms`, in `directory`. Flushes/s and median flush time. (The replicas' fsyncs, and
+ * other people's on a shared machine, compete with it.)
+ */
+export function rawFlushRate(directory: string, ms: number): { perSecond: number; p50Ms: number } {
+  const path = join(directory, "raw-flush-probe");
+  const fd = openSync(path, "w");
+  const buffer = new Uint8Array(512).fill(0x5a);
+  const times: number[] = [];
+  const started = performance.now();
+  try {
+    while (performance.now() - started < ms) {
+      const t = performance.now();
+      writeSync(fd, buffer, 0, buffer.length, times.length * buffer.length);
+      fdatasyncSync(fd);
+      times.push(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return { perSecond: times.length / ((performance.now() - started) / 1000), p50Ms: median(times) };
+}
+
+/** CPU time (user + system) a process has used, in ms, from /proc; null when unreadable. */
+export function cpuMsOf(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? ticks * 10 : null; // USER_HZ is 100 on Linux
 }
 
 function median(values: readonly number[]): number {
@@ -217,6 +261,15 @@ async function runWorker(options: {
   const started = performance.now();
   const measureFrom = started + warmupMs;
   const end = measureFrom + options.durationMs;
+  // The parent samples the replicas' CPU time at these two lines.
+  let cpuAtStart = process.cpuUsage();
+  const marks = [
+    setTimeout(() => {
+      cpuAtStart = process.cpuUsage();
+      process.stdout.write("measure-start\n");
+    }, warmupMs),
+    setTimeout(() => process.stdout.write("measure-end\n"), warmupMs + options.durationMs),
+  ];
   const loops = clients.map(async (client, c) => {
     let n = 0;
     for (;;) {
@@ -237,8 +290,12 @@ async function runWorker(options: {
     }
   });
   await Promise.all(loops);
+  const cpu = process.cpuUsage(cpuAtStart);
+  for (const mark of marks) clearTimeout(mark);
   for (const client of clients) client.close();
-  const result: WorkerResult = { completed, errors, errorSample, measuredMs: options.durationMs, histogram: histogram.toJSON() };
+  const result: WorkerResult = {
+    completed, errors, errorSample, measuredMs: options.durationMs, histogram: histogram.toJSON(), cpuMs: (cpu.user + cpu.system) / 1000,
+  };
   process.stdout.write(JSON.stringify(result) + "\n");
   return 0;
 }
@@ -259,7 +316,7 @@ async function statusOf(url: string): Promise<{ status: string; view: number; pr
 }
 
 /** Runs one worker process to completion and returns its result. */
-function runLoad(args: string[], dir: string, label: string): Promise<WorkerResult> {
+function runLoad(args: string[], dir: string, label: string, onMark: (mark: "measure-start" | "measure-end") => void): Promise<WorkerResult> {
   const { command, args: full, cwd } = sameRuntimeCommand(["bench", "cluster", "--worker", ...args]);
   const child = spawn(command, full, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(join(dir, `${label}.log`), { flags: "a" });
@@ -268,6 +325,13 @@ function runLoad(args: string[], dir: string, label: string): Promise<WorkerResu
   child.stdout?.setEncoding("utf8");
   child.stdout?.on("data", (chunk: string) => {
     out += chunk;
+    for (;;) {
+      const newline = out.indexOf("\n");
+      if (newline < 0 || !out.startsWith("measure-")) break;
+      const mark = out.slice(0, newline);
+      out = out.slice(newline + 1);
+      if (mark === "measure-start" || mark === "measure-end") onMark(mark);
+    }
   });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => {
@@ -350,8 +414,10 @@ async function runBench(options: {
     }, 200);
 
     const runtime = `${runtimeName()} ${runtimeVersion()}`;
+    const rawBefore = rawFlushRate(dir, 1000);
     say(`bench cluster: 3 replicas of examples/kv.ts on loopback (${runtime}), real disks in ${tmpdir()}, every put durable on a quorum before its reply`);
     say(`  ${options.protocol} clients in ${options.loadProcesses} load process(es) of their own; clients and replicas share this ${cpus().length}-core machine`);
+    say(`  this disk right now: ${fmtInt(rawBefore.perSecond)} write+fdatasync/s one at a time (p50 ${fmtMs(rawBefore.p50Ms)} ms), measured before the load`);
     say(`  ${options.durationMs / 1000} s measured per trial after ${warmupMs / 1000} s warm-up, ${options.trials} trial(s) per concurrency (medians), ${options.valueBytes}-byte values`);
 
     const results: { clients: number; trials: TrialFigures[]; median: TrialFigures; targets: Record<string, boolean> }[] = [];
@@ -362,13 +428,24 @@ async function runBench(options: {
       for (let t = 0; t < options.trials; t++) {
         const processesUsed = Math.min(options.loadProcesses, clients);
         const runs: Promise<WorkerResult>[] = [];
+        // Replica CPU over the measured window: sampled when the first load process starts
+        // measuring and when the first one stops (they all run the same window).
+        const cpuStart: (number | null)[] = [null, null, null];
+        const cpuEnd: (number | null)[] = [null, null, null];
+        const onMark = (mark: "measure-start" | "measure-end") => {
+          const target = mark === "measure-start" ? cpuStart : cpuEnd;
+          if (target[0] !== null) return;
+          processes.forEach((p, i) => {
+            target[i] = p.child.pid === undefined ? null : cpuMsOf(p.child.pid);
+          });
+        };
         for (let p = 0; p < processesUsed; p++) {
           const share = Math.floor(clients / processesUsed) + (p < clients % processesUsed ? 1 : 0);
           const id = workerId++;
           runs.push(runLoad([
             "--addresses", addresses.join(","), "--clients", String(share), "--duration", String(options.durationMs / 1000),
             "--value-bytes", String(options.valueBytes), "--protocol", options.protocol, "--worker-id", String(id),
-          ], dir, `load-${id}`));
+          ], dir, `load-${id}`, onMark));
         }
         const outcomes = await Promise.all(runs);
         const histogram = new LatencyHistogram();
@@ -380,7 +457,11 @@ async function runBench(options: {
           errors += outcome.errors;
           if (outcome.errorSample !== null) say(`  (a load process saw ${outcome.errors} errors, e.g. ${outcome.errorSample})`);
         }
+        const loadCpuMs = outcomes.reduce((sum, o) => sum + o.cpuMs, 0);
+        const perRequestUs = (ms: number | null) => (ms === null || completed === 0 ? NaN : (ms * 1000) / completed);
         const figures: TrialFigures = {
+          replicaCpuUsPerRequest: cpuStart.map((start, i) => perRequestUs(start === null || cpuEnd[i] === null ? null : cpuEnd[i]! - start)),
+          loadCpuUsPerRequest: perRequestUs(loadCpuMs),
           requestsPerSecond: completed / (options.durationMs / 1000),
           p50Ms: histogram.quantileMs(0.5),
           p99Ms: histogram.quantileMs(0.99),
@@ -388,7 +469,7 @@ async function runBench(options: {
           errors,
         };
         trials.push(figures);
-        say(`  trial ${t + 1}: ${String(clients).padStart(3)} client(s) ${fmtInt(figures.requestsPerSecond).padStart(7)} req/s  p50 ${fmtMs(figures.p50Ms)} ms  p99 ${fmtMs(figures.p99Ms)} ms  p999 ${fmtMs(figures.p999Ms)} ms  errors ${errors}`);
+        say(`  trial ${t + 1}: ${String(clients).padStart(3)} client(s) ${fmtInt(figures.requestsPerSecond).padStart(7)} req/s  p50 ${fmtMs(figures.p50Ms)} ms  p99 ${fmtMs(figures.p99Ms)} ms  p999 ${fmtMs(figures.p999Ms)} ms  errors ${errors}  CPU/request: replicas ${figures.replicaCpuUsPerRequest.map((us) => fmtInt(us)).join(", ")} µs, load ${fmtInt(figures.loadCpuUsPerRequest)} µs`);
       }
       const med: TrialFigures = {
         requestsPerSecond: median(trials.map((f) => f.requestsPerSecond)),
@@ -396,6 +477,8 @@ async function runBench(options: {
         p99Ms: median(trials.map((f) => f.p99Ms)),
         p999Ms: median(trials.map((f) => f.p999Ms)),
         errors: trials.reduce((sum, f) => sum + f.errors, 0),
+        replicaCpuUsPerRequest: [0, 1, 2].map((i) => median(trials.map((f) => f.replicaCpuUsPerRequest[i]!))),
+        loadCpuUsPerRequest: median(trials.map((f) => f.loadCpuUsPerRequest)),
       };
       const targets: Record<string, boolean> = {};
       let line = `${String(clients).padStart(3)} client(s): ${fmtInt(med.requestsPerSecond).padStart(7)} req/s`;
@@ -413,6 +496,7 @@ async function runBench(options: {
         line += ` (no target)  p50 ${fmtMs(med.p50Ms)} ms  p99 ${fmtMs(med.p99Ms)} ms  p999 ${fmtMs(med.p999Ms)} ms`;
       }
       if (med.errors > 0) line += `  errors ${med.errors}`;
+      line += `  CPU/request: replicas ${med.replicaCpuUsPerRequest.map((us) => fmtInt(us)).join(", ")} µs, load ${fmtInt(med.loadCpuUsPerRequest)} µs`;
       say(line);
       for (const met of Object.values(targets)) allMet &&= met;
       results.push({ clients, trials, median: med, targets });
@@ -442,6 +526,8 @@ async function runBench(options: {
         cores: cpus().length,
         results,
         replicaRssPeakBytes: processes.map((p) => p.rssMaxBytes),
+        rawFlushesPerSecond: rawBefore.perSecond,
+        rawFlushP50Ms: rawBefore.p50Ms,
         targets: clusterTargets,
         allTargetsMet: allMet,
       }));
