@@ -114,15 +114,21 @@ export function encodeEntry(fields: EntryFields, body: Uint8Array): Uint8Array {
  */
 export function verifyHeader(bytes: Uint8Array): HeaderProblem | null {
   if (bytes.length < entryHeaderSize) return "short";
-  const header = bytes.subarray(0, entryHeaderSize);
+  // (Recovery calls this once per entry: no DataView, and no extra view when `bytes` is
+  // exactly the header.)
+  const header = bytes.length === entryHeaderSize ? bytes : bytes.subarray(0, entryHeaderSize);
   if (!checksumMatches(header.subarray(16), header, 0)) return "checksum";
   if (header[118] !== entryFormatVersion) return "version";
   for (let i = 119; i < entryHeaderSize; i++) if (header[i] !== 0) return "reserved";
-  const view = new DataView(header.buffer, header.byteOffset, entryHeaderSize);
-  if (view.getUint32(112, true) > entryBodySizeMax) return "size";
-  if (view.getUint32(84, true) > 0x1f_ffff || view.getUint32(92, true) > 0x1f_ffff) return "size";
-  if (view.getUint32(100, true) > 0x1f_ffff) return "size";
+  if (u32(header, 112) > entryBodySizeMax) return "size";
+  if (u32(header, 84) > 0x1f_ffff || u32(header, 92) > 0x1f_ffff) return "size";
+  if (u32(header, 100) > 0x1f_ffff) return "size";
   return null;
+}
+
+/** Little-endian u32 at `at` (without a DataView: this is on recovery's per-entry path). */
+function u32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
 /** Decodes a header that {@link verifyHeader} accepted. Copies, so the source may be reused. */
@@ -148,26 +154,25 @@ export function decodeHeader(bytes: Uint8Array): EntryHeader {
 
 /**
  * Decodes a header that {@link verifyHeader} accepted WITHOUT copying: the 128-bit fields
- * are views into `bytes`, so they change if `bytes` is overwritten. For scans over buffers
- * that are never reused (recovery reads each chunk into fresh memory): five views cost
- * less than five copies, each with its own ArrayBuffer, per entry.
+ * are views into `bytes`, valid only as long as `bytes` is not overwritten. For scans
+ * (recovery): five views cost less than five copies, each with its own ArrayBuffer, per
+ * entry; the scan copies the little it keeps longer.
  */
 export function decodeHeaderView(bytes: Uint8Array): EntryHeader {
   assert(bytes.length >= entryHeaderSize, "header needs 128 bytes");
-  const view = new DataView(bytes.buffer, bytes.byteOffset, entryHeaderSize);
   return {
     checksum: bytes.subarray(0, 16),
     checksumBody: bytes.subarray(16, 32),
     parent: bytes.subarray(32, 48),
     cluster: bytes.subarray(48, 64),
     client: bytes.subarray(64, 80),
-    op: readU64(view, 80),
-    commit: readU64(view, 88),
-    timestamp: readU64(view, 96),
-    view: view.getUint32(104, true),
-    request: view.getUint32(108, true),
-    size: view.getUint32(112, true),
-    operation: view.getUint16(116, true),
+    op: u32(bytes, 84) * 0x1_0000_0000 + u32(bytes, 80),
+    commit: u32(bytes, 92) * 0x1_0000_0000 + u32(bytes, 88),
+    timestamp: u32(bytes, 100) * 0x1_0000_0000 + u32(bytes, 96),
+    view: u32(bytes, 104),
+    request: u32(bytes, 108),
+    size: u32(bytes, 112),
+    operation: bytes[116]! | (bytes[117]! << 8),
     version: bytes[118]!,
   };
 }
