@@ -108,7 +108,7 @@ export function unavailabilityByKind(okAtMs: readonly number[], faults: readonly
     for (let i = 0; i + 1 < okAtMs.length; i++) {
       const from = okAtMs[i]!;
       const to = okAtMs[i + 1]!;
-      if (to < fault.startMs || from > end) continue;
+      if (to <= fault.startMs || from >= end) continue;
       if (best === null || to - from > best.ms) best = { ms: to - from, fromMs: from };
     }
     if (best === null) continue;
@@ -116,4 +116,10 @@ export function unavailabilityByKind(okAtMs: readonly number[], faults: readonly
     if (current === undefined || best.ms > current.ms) worst.set(fault.kind, { kind: fault.kind, ms: best.ms, fromMs: best.fromMs, fault: fault.detail });
   }
   return [...worst.values()];
+}
+
+/** Log lines that say a replica stopped itself for a reason other than an injected fault. */
+export function crashLines(logText: string): string[] {
+  return logText.split("\n").filter((line) =>
+    (/FATAL|AssertionError|Uncaught|unhandled/i.test(line)) && !line.includes("injected by CHRONON_TEST_FAULTS"));
 }

@@ -66,8 +66,8 @@ interface Slot {
   child: ChildProcess | null;
   exited: Promise<number | null> | null;
   paused: boolean;
-  /** Exits nobody asked for (SIGKILL by the nemesis is asked for), with their codes. */
-  unexpectedExits: number;
+  /** Exits nobody asked for (SIGKILL by the nemesis is asked for): their codes (null: a signal). */
+  readonly unexpectedExitCodes: (number | null)[];
   lastExitCode: number | null;
 }
 
@@ -102,7 +102,7 @@ export class ChaosCluster {
     this.apiUrls = apiUrls;
     this.#appPath = options.appPath;
     this.#proxies = proxies;
-    this.#slots = apiUrls.map(() => ({ child: null, exited: null, paused: false, unexpectedExits: 0, lastExitCode: null }));
+    this.#slots = apiUrls.map(() => ({ child: null, exited: null, paused: false, unexpectedExitCodes: [], lastExitCode: null }));
   }
 
   /** Allocates ports, starts the proxies and writes one cluster file per replica. */
@@ -165,7 +165,7 @@ export class ChaosCluster {
       child.once("exit", (code) => {
         slot.child = null;
         slot.lastExitCode = code;
-        if (!this.#expectedExit.delete(index)) slot.unexpectedExits++;
+        if (!this.#expectedExit.delete(index) && slot.unexpectedExitCodes.length < 10_000) slot.unexpectedExitCodes.push(code);
         resolve(code);
       });
     });
@@ -181,9 +181,18 @@ export class ChaosCluster {
     return this.#slot(index).paused;
   }
 
-  /** Exits of replica `index` nobody asked for (a fatal disk error, a crash). */
-  unexpectedExits(index: number): number {
-    return this.#slot(index).unexpectedExits;
+  /** Exit codes of replica `index`'s exits nobody asked for (a fatal disk error, a crash). */
+  unexpectedExitCodes(index: number): readonly (number | null)[] {
+    return this.#slot(index).unexpectedExitCodes;
+  }
+
+  /** Lines of replica `index`'s log (every process it ran). */
+  logText(index: number): string {
+    try {
+      return readFileSync(join(this.dir, `replica-${index}.log`), "utf8");
+    } catch {
+      return "";
+    }
   }
 
   /** The exit code of replica `index`'s last process (null: killed by a signal). */

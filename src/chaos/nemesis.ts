@@ -50,14 +50,52 @@ export interface NemesisOptions {
   /** The nemesis stops injecting at this instant (ms since the run began). */
   readonly untilMs: number;
   readonly log: (line: string) => void;
+  /** Restarts replicas that exit by themselves; the nemesis tells it whom it holds down. */
+  readonly supervisor: Supervisor;
+}
+
+/**
+ * Restarts a replica that exited by itself (a fatal disk error: exit 70, or a crash), after
+ * a short delay, like a process supervisor would; runs from the start of a run to its
+ * verdicts, so a replica that crashes while the cluster converges is restarted too.
+ */
+export class Supervisor {
+  /** Replicas the nemesis holds down on purpose (not restarted). */
+  readonly downOnPurpose = new Set<number>();
+  /** Restarts made. */
+  restarts = 0;
+  #stopped = false;
+  #loop: Promise<void> = Promise.resolve();
+
+  /** Starts watching `cluster`. */
+  start(cluster: ChaosCluster, log: (line: string) => void): void {
+    this.#loop = (async () => {
+      while (!this.#stopped) {
+        await sleep(200);
+        for (let i = 0; i < cluster.replicaCount && !this.#stopped; i++) {
+          if (cluster.running(i) || this.downOnPurpose.has(i)) continue;
+          log(`replica ${i} exited by itself (code ${cluster.lastExitCode(i)}); restarting it`);
+          await sleep(500);
+          if (!this.#stopped && !cluster.running(i) && !this.downOnPurpose.has(i)) {
+            cluster.launch(i);
+            this.restarts++;
+          }
+        }
+      }
+    })();
+  }
+
+  /** Stops watching. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#loop;
+  }
 }
 
 /** What the nemesis did. */
 export interface NemesisReport {
   readonly faults: FaultRecord[];
   readonly viewChanges: ViewChangeTiming[];
-  /** Replica restarts after an exit nobody asked for (fatal disk errors). */
-  restartsAfterCrash: number;
   bitFlips: number;
 }
 
@@ -79,28 +117,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
   const { cluster, log } = options;
   const prng = new Prng(options.seed);
   const n = cluster.replicaCount;
-  const report: NemesisReport = { faults: [], viewChanges: [], restartsAfterCrash: 0, bitFlips: 0 };
-  let stopped = false;
-  /** Replicas the nemesis holds down (the supervisor must not restart them). */
-  const downOnPurpose = new Set<number>();
-
-  // A replica that exits on its own (a fatal disk error: exit 70) is restarted after a
-  // short delay, like a supervisor would.
-  const supervisor = (async () => {
-    while (!stopped) {
-      await sleep(200);
-      for (let i = 0; i < n; i++) {
-        if (!cluster.running(i) && !downOnPurpose.has(i)) {
-          log(`replica ${i} exited by itself (code ${cluster.lastExitCode(i)}); restarting it`);
-          await sleep(500);
-          if (!cluster.running(i) && !downOnPurpose.has(i)) {
-            cluster.launch(i);
-            report.restartsAfterCrash++;
-          }
-        }
-      }
-    }
-  })();
+  const report: NemesisReport = { faults: [], viewChanges: [], bitFlips: 0 };
+  const downOnPurpose = options.supervisor.downOnPurpose;
 
   const victim = async (primaryBias: number): Promise<{ replica: number; isPrimary: boolean; view: number }> => {
     const primary = await findPrimary(cluster);
@@ -231,8 +249,6 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
       await sleep(500 + prng.int(1500));
     }
   } finally {
-    stopped = true;
-    await supervisor;
     // Heal everything, whatever happened above.
     cluster.healLinks();
     for (let i = 0; i < n; i++) {

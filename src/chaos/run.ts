@@ -11,10 +11,10 @@ import { auditApplications, startWebhookSink } from "../cli/demo/webhook_sink.ts
 import type { WebhookSink } from "../cli/demo/webhook_sink.ts";
 import { check, kv, operationsFromEvents, writeKvEdn } from "../sim/lincheck/mod.ts";
 import { Prng } from "../sim/prng.ts";
-import { findLostWrites, percentile, unavailabilityByKind } from "./checks.ts";
+import { crashLines, findLostWrites, percentile, unavailabilityByKind } from "./checks.ts";
 import type { UnavailabilityWindow } from "./checks.ts";
 import { ChaosCluster } from "./cluster.ts";
-import { findPrimary, runNemesis } from "./nemesis.ts";
+import { findPrimary, runNemesis, Supervisor } from "./nemesis.ts";
 import type { NemesisKind, NemesisReport } from "./nemesis.ts";
 import { bankAccounts, bankClient, bankDepositEach, runBankWorkload, setUpBank } from "./workload_bank.ts";
 import type { BankRecord } from "./workload_bank.ts";
@@ -90,9 +90,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const workloadRandom = new Prng(options.seed ^ 0x5eed);
   let sink: WebhookSink | null = null;
   const verdicts: Verdict[] = [];
+  const supervisor = new Supervisor();
   try {
     if (options.workload === "bank") sink = await startWebhookSink();
     for (let i = 0; i < options.replicaCount; i++) cluster.launch(i);
+    supervisor.start(cluster, log);
     const first = await waitFor(30_000, () => findPrimary(cluster));
     if (first === null) throw new Error(`no primary within 30 s of starting the cluster (logs in ${options.out})`);
     log(`${options.replicaCount} replicas up, replica ${first.replica} primary of view ${first.view}; ${options.workload} workload, ${options.clientCount} clients, nemesis ${options.nemesis.join(",")}, seed ${options.seed}`);
@@ -115,7 +117,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     }, 10_000);
     let nemesis: NemesisReport;
     try {
-      nemesis = await runNemesis({ cluster, kinds: options.nemesis, seed: prng.next32(), nowMs, untilMs: options.durationS * 1000, log });
+      nemesis = await runNemesis({ cluster, kinds: options.nemesis, seed: prng.next32(), nowMs, untilMs: options.durationS * 1000, log, supervisor });
       // The cluster is healed: keep the load on a little to see it serve again.
       await sleep(3000);
     } finally {
@@ -222,6 +224,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       });
     }
 
+    // Crashes: a replica that stopped itself other than on an injected EIO.
+    await supervisor.stop();
+    const crashes: string[] = [];
+    for (let i = 0; i < options.replicaCount; i++) {
+      for (const line of crashLines(cluster.logText(i))) crashes.push(`replica ${i}: ${line.trim()}`);
+      for (const code of cluster.unexpectedExitCodes(i)) {
+        if (code !== 70) crashes.push(`replica ${i}: exited with code ${code}`);
+      }
+    }
+    verdicts.push({
+      name: "no replica crashed by itself",
+      ok: crashes.length === 0,
+      detail: crashes.length === 0 ? "every exit was a SIGKILL of the nemesis or an injected EIO" : `${crashes.length}: ${[...new Set(crashes)].slice(0, 5).join("; ")}`,
+    });
+
     const faultCounts: Record<string, number> = {};
     for (const fault of nemesis.faults) faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
     const last = await findPrimary(cluster);
@@ -245,7 +262,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       viewChangesAfterPrimaryKill: nemesis.viewChanges,
       views: { first: first.view, last: last?.view ?? -1 },
       unavailability: unavailabilityByKind(stats.okAtMs, nemesis.faults).map((w) => ({ ...w, ms: Math.round(w.ms), fromMs: Math.round(w.fromMs) })),
-      restartsAfterCrash: nemesis.restartsAfterCrash,
+      restartsAfterCrash: supervisor.restarts,
       bitFlips: nemesis.bitFlips,
       verdicts,
       result: failed.length === 0 ? "ok" : onlyUnknown ? "unknown" : "violation",
@@ -255,6 +272,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     writeFileSync(join(options.out, "summary.txt"), formatSummary(summary));
     return summary;
   } finally {
+    await supervisor.stop();
     await cluster.close();
     await sink?.close();
   }
