@@ -4,6 +4,7 @@
 // Options (after `npm test --`):
 //   --runtime node|bun|deno   run only that runtime (repeatable)
 //   --skip-checks             skip tsc, deno check and deno lint
+//   (a full run ends with a short chaos run on node; CHRONON_SKIP_CHAOS=1 skips it)
 //   FILE...                   run only these test files
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -114,6 +115,25 @@ for (const runtime of runtimes) {
   failed += found.fail ?? 0;
   if (result.code !== 0 && (found.fail ?? 0) === 0) problems.push(`${runtime}: runner exited ${result.code}`);
   process.stdout.write(`--- ${runtime}: ${found.pass} passed, ${found.fail ?? 0} failed\n`);
+}
+
+// A short chaos run against real processes (issue 6, docs/testing.md): node only, full runs
+// only (not when files are named), one pass or fail per seed of a fixed set.
+// CHRONON_SKIP_CHAOS=1 skips it (say so in any report that quotes the totals).
+if (runtimes.includes("node") && files.length === 0 && process.env.CHRONON_SKIP_CHAOS !== "1") {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  for (const seed of [1, 2]) {
+    const out = mkdtempSync(join(tmpdir(), `chronon-chaos-ci-${seed}-`));
+    const result = await run(`chaos seed ${seed}`, process.execPath, [...nodeTsArgs(), "src/cli/entry.ts", "chaos", "--duration", "20", "--seed", String(seed), "--nemesis", "kill,pause,partition", "--out", out]);
+    if (result.code === 0) {
+      passed += 1;
+      rmSync(out, { recursive: true, force: true });
+    } else {
+      failed += 1;
+      problems.push(`chaos seed ${seed}: exit ${result.code} (history, summary and replica logs kept in ${out})`);
+    }
+  }
 }
 
 if (problems.length > 0) {

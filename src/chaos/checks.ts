@@ -86,7 +86,7 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[rank]!;
 }
 
-/** The longest stretch without an acknowledgement that overlaps a fault of each kind. */
+/** The longest stretch without an acknowledgement during faults of each kind. */
 export interface UnavailabilityWindow {
   readonly kind: NemesisKind;
   readonly ms: number;
@@ -97,23 +97,20 @@ export interface UnavailabilityWindow {
 
 /**
  * For each fault kind, the longest gap between consecutive acknowledgements (of any
- * client) that overlaps a fault of that kind. `okAtMs` ascending.
+ * client) charged to a fault of that kind. A gap is charged to the earliest fault that
+ * overlaps it (the one that was in force when it began, or began during it), so a stall
+ * that outlasts its fault into the next one is not charged twice. `okAtMs` ascending.
  */
 export function unavailabilityByKind(okAtMs: readonly number[], faults: readonly FaultRecord[]): UnavailabilityWindow[] {
+  const ordered = [...faults].sort((a, b) => a.startMs - b.startMs);
   const worst = new Map<NemesisKind, UnavailabilityWindow>();
-  for (const fault of faults) {
-    const end = fault.endMs < 0 ? Number.POSITIVE_INFINITY : fault.endMs;
-    let best: { ms: number; fromMs: number } | null = null;
-    // Gaps [okAtMs[i], okAtMs[i+1]] that overlap [fault.startMs, end].
-    for (let i = 0; i + 1 < okAtMs.length; i++) {
-      const from = okAtMs[i]!;
-      const to = okAtMs[i + 1]!;
-      if (to <= fault.startMs || from >= end) continue;
-      if (best === null || to - from > best.ms) best = { ms: to - from, fromMs: from };
-    }
-    if (best === null) continue;
+  for (let i = 0; i + 1 < okAtMs.length; i++) {
+    const from = okAtMs[i]!;
+    const to = okAtMs[i + 1]!;
+    const fault = ordered.find((f) => (f.endMs < 0 || f.endMs > from) && f.startMs < to);
+    if (fault === undefined) continue;
     const current = worst.get(fault.kind);
-    if (current === undefined || best.ms > current.ms) worst.set(fault.kind, { kind: fault.kind, ms: best.ms, fromMs: best.fromMs, fault: fault.detail });
+    if (current === undefined || to - from > current.ms) worst.set(fault.kind, { kind: fault.kind, ms: to - from, fromMs: from, fault: fault.detail });
   }
   return [...worst.values()];
 }
