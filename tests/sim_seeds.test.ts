@@ -38,6 +38,12 @@ const regressions: readonly { seed: number; requests: number; bug: string }[] = 
   { seed: 2198206724, requests: 1000, bug: "a nacked gap truncated the new log to an untrusted head (entries of the same view are now trusted below a hole)" },
   { seed: 132874330745385, requests: 1000, bug: "the superblock's commit ran past the journal's log: recovery applied stale entries" },
   { seed: 149893223946938, requests: 1000, bug: "a lost-disk replica voted after catching up to a stale commit and helped lose a committed op" },
+  { seed: 2501728565686, requests: 1000, bug: "a nack-truncation onto ops without headers, then a start_view header suffix cut at a corrupt entry" },
+  { seed: 15202993707712, requests: 1000, bug: "a replica bound by a do_view_change the others never acted on stayed in view change" },
+];
+
+const regressions5: readonly { seed: number; requests: number; bug: string }[] = [
+  { seed: 26578379756785, requests: 1000, bug: "a replica bound by a do_view_change the others never acted on stayed in view change" },
 ];
 
 test("seeds that once exposed replica bugs pass every checker", () => {
@@ -45,6 +51,10 @@ test("seeds that once exposed replica bugs pass every checker", () => {
   for (const { seed, requests, bug } of regressions) {
     const result = run(seed, requests);
     if (!result.ok) failures.push(`${describeFailure(seed, requests, result)} — once: ${bug}`);
+  }
+  for (const { seed, requests, bug } of regressions5) {
+    const result = run(seed, requests, 5);
+    if (!result.ok) failures.push(`${describeFailure(seed, requests, result)} --replicas 5 — once: ${bug}`);
   }
   assert.deepEqual(failures, []);
 });
