@@ -8,8 +8,9 @@
  * Bun (`bun build --compile`) is the default. The shim is embedded as a file asset and
  * written to a cache file under $TMPDIR before the first dlopen (a compiled program's
  * embedded files are not on the real filesystem); when that write fails, the program says
- * so in one line and uses the portable disk backend. `--runtime deno` and `--runtime node`
- * are answered with what each needs and, where it cannot run here, one line saying why.
+ * so in one line and uses the portable disk backend. `--target deno` (deno compile) and
+ * `--target node` (Node SEA, src/cli/build/node_sea.ts) build where they can, and say in
+ * one line why when they cannot (deno compile downloads denort; postject may be missing).
  * @module
  */
 import { spawnSync } from "node:child_process";
@@ -22,6 +23,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { runtimeName } from "../runtime.ts";
+import { buildNodeSea } from "../build/node_sea.ts";
 
 const usage = `chronon build APP.ts --outfile NAME [--target bun|deno|node] [--no-shim]
 
@@ -33,9 +35,10 @@ Compiles one executable holding the runtime, chronon, the application module APP
 (no --app: the application is inside; other chronon commands work too: ./NAME inspect DIR).
 
   --outfile NAME   the executable to write
-  --target R       bun (bun build --compile), deno (deno compile) or node (Node SEA);
-                   defaults to deno when the command runs under deno (chronon build …
-                   --runtime deno), else bun
+  --target R       bun (bun build --compile), deno (deno compile) or node (Node SEA:
+                   esbuild bundle + postject, fetched with npx when not installed;
+                   portable disk backend); defaults to deno when the command runs
+                   under deno (chronon build … --runtime deno), else bun
   --no-shim        leave the io_uring shim out (the program uses the portable disk backend)
 
 The shim is written to $TMPDIR/chronon-uring-HASH.so at start (once per version); with an
@@ -184,17 +187,19 @@ function buildDeno(appPath: string, outfile: string): number {
   }
 }
 
-function buildNode(): number {
-  // Node 20 makes a SEA blob (--experimental-sea-config) but injecting it into a copy of
-  // the node binary needs postject, which is not a dependency of chronon.
-  console.error("chronon build: --runtime node (Node SEA) needs postject to inject the blob into a copy of node, and it is not installed here: use --target bun");
-  return 1;
+async function buildNode(appPath: string, outfile: string): Promise<number> {
+  const workDir = mkdtempSync(join(repoRoot, ".chronon-build-"));
+  try {
+    return await buildNodeSea({ repoRoot, workDir, entrySource: entrySource(appPath, null), outfile });
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
 }
 
 /** `chronon build`: a single executable of an application. */
 export const command: Command = {
   name: "build",
-  summary: "compile an app into one executable (bun build --compile; --target deno|node say when they cannot)",
+  summary: "compile an app into one executable (bun build --compile; --target deno|node where they can run)",
   usage,
   run(argv) {
     let parsed;
@@ -236,7 +241,7 @@ export const command: Command = {
       case "deno":
         return Promise.resolve(buildDeno(appPath, outfile));
       case "node":
-        return Promise.resolve(buildNode());
+        return buildNode(appPath, outfile);
       default:
         throw new UsageError("--target must be bun, deno or node");
     }
