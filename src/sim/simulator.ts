@@ -480,7 +480,8 @@ export class Simulation {
     if (slot.core === null) return;
     switch (payload.kind) {
       case "replica":
-        this.trace.event(this.now, "deliver", from, to, 0, payload.bytes, this.trace.lines === null ? undefined : describeMessage(payload.bytes, this.config.cluster));
+        // A message starts with the checksum of the rest: folding it fingerprints the whole.
+        this.trace.event(this.now, "deliver", from, to, 0, payload.bytes.subarray(0, 16), this.trace.lines === null ? undefined : describeMessage(payload.bytes, this.config.cluster));
         slot.core.receive(payload.bytes);
         break;
       case "request":
