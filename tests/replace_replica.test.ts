@@ -65,6 +65,56 @@ test("a replica whose disk was replaced: --format is refused, --replace catches 
   }
 });
 
+test("a replaced replica does not vote: with it and one backup left, no primary is elected until the old primary returns, and nothing is lost", { timeout: 90_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chronon-replace-stall-"));
+  const cluster = await writeCluster(dir, 3);
+  const replicas: (Child | null)[] = [null, null, null];
+  const launch = (i: number, flag: "--format" | "--replace" | null) => {
+    const args = ["start", "--config", cluster.configPath, "--replica", String(i), "--app", join(repoRoot, "examples/app_main.ts"), "--io", "sync"];
+    if (flag !== null) args.push(flag);
+    const { command, args: full, cwd } = sameRuntimeCommand(args);
+    return spawnChild(command, full, { cwd });
+  };
+  const logs = () => replicas.map((r, i) => `--- replica ${i}\n${r?.output() ?? ""}`).join("\n");
+  try {
+    for (let i = 0; i < 3; i++) replicas[i] = launch(i, "--format");
+    const primary = await waitFor("a primary", 30_000, () => primaryOf(cluster.urls), logs);
+    const client = new Client<typeof guestbookApp>({ addresses: cluster.urls, token: cluster.token, deadlineMs: 15_000 });
+    for (let i = 0; i < 20; i++) await client.submit({ name: "before", text: `${i}` });
+
+    // A backup loses its disk and the primary goes down: one intact backup is left.
+    const lost = (primary.replica + 1) % 3;
+    const backup = (primary.replica + 2) % 3;
+    for (const i of [lost, primary.replica]) {
+      replicas[i]!.child.kill("SIGKILL");
+      await replicas[i]!.exited;
+    }
+    rmSync(join(dir, `replica-${lost}`), { recursive: true, force: true });
+    replicas[lost] = launch(lost, "--replace");
+    // Two processes, but one vote: no view change may complete. The replaced replica must
+    // not help elect the backup, which could lack writes the old primary had committed.
+    const deadline = Date.now() + 4000;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all([lost, backup].map((i) => statusOf(cluster.urls[i]!)));
+      for (const status of statuses) {
+        assert.ok(status === null || status.status !== "normal" || status.view === primary.view,
+          `replica ${status?.replica} is normal in view ${status?.view} without a quorum of voters\n${logs()}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(existsSync(join(dir, `replica-${lost}`, replacedMarkerName)), "still marked: it has not caught up");
+
+    // The old primary returns with its disk: a quorum of voters again.
+    replicas[primary.replica] = launch(primary.replica, null);
+    await waitFor("the replaced replica to catch up and vote", 30_000, () => Promise.resolve(/caught up: voting again/.test(replicas[lost]!.output()) ? true : null), logs);
+    for (let i = 0; i < 5; i++) await client.submit({ name: "after", text: `${i}` });
+    assert.equal(await client.query({ type: "count" }), 25);
+  } finally {
+    await Promise.all(replicas.map((r) => (r === null ? null : stopChild(r))));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("start with replace passes intact=false to the replica until it votes, then intact=true on the next start", { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "chronon-replace-unit-"));
   const config = parseConfig({
