@@ -263,18 +263,27 @@ async function runWorker(options: {
   const end = measureFrom + options.durationMs;
   // The parent samples the replicas' CPU time at these two lines.
   let cpuAtStart = process.cpuUsage();
+  let ended = false;
+  const markEnd = () => {
+    if (ended) return;
+    ended = true;
+    process.stdout.write("measure-end\n");
+  };
   const marks = [
     setTimeout(() => {
       cpuAtStart = process.cpuUsage();
       process.stdout.write("measure-start\n");
     }, warmupMs),
-    setTimeout(() => process.stdout.write("measure-end\n"), warmupMs + options.durationMs),
+    setTimeout(markEnd, warmupMs + options.durationMs),
   ];
   const loops = clients.map(async (client, c) => {
     let n = 0;
     for (;;) {
       const sent = performance.now();
-      if (sent >= end) return;
+      if (sent >= end) {
+        markEnd(); // a loop may see the end before the timer fires
+        return;
+      }
       const key = `w${options.id}c${c}k${n++ % 1024}`;
       try {
         await client.submit({ type: "put", key, value });
@@ -290,6 +299,7 @@ async function runWorker(options: {
     }
   });
   await Promise.all(loops);
+  markEnd();
   const cpu = process.cpuUsage(cpuAtStart);
   for (const mark of marks) clearTimeout(mark);
   for (const client of clients) client.close();
