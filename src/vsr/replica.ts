@@ -9,6 +9,11 @@
  * - normal: the primary prepares and commits; backups replicate and acknowledge;
  * - view_change: collecting start_view_change / do_view_change for `view`;
  * - recovering: restarted, or learned of a newer view; waits for a start_view.
+ *
+ * Parts with a seam of their own live beside it: view_change.ts (what a do_view_change
+ * claims and how a quorum of claims is read), read_rounds.ts (linearizable reads by quorum
+ * round), state_transfer.ts (assembling a peer's checkpoint), log.ts (the log window),
+ * client_table.ts (sessions), quorum.ts, checkpoint.ts, message.ts.
  * @module
  */
 import { assert, assertCount } from "../assert.ts";
@@ -30,34 +35,13 @@ import type {
   ClientQuery, ClientReply, ClientRequest, Outbound, Ready, RecoveredState, ReplicaConfig, ReplicaCore,
   ReplicaStatus, ReplyError, StorageAction, StorageResult, SuperblockState,
 } from "./replica_api.ts";
+import { ReadRounds } from "./read_rounds.ts";
+import { CheckpointTransfer } from "./state_transfer.ts";
+import { type Claim, claimHeaders, claimNacks, claimOf, nackedByQuorum } from "./view_change.ts";
 import { operationStateMachineMin, type StateMachine } from "./state_machine.ts";
-
-/** Committed headers a do_view_change carries below the claimed suffix (see #doViewChange). */
-const dvcCommittedHeadersMax = 64;
 
 /** Primary timeouts a primary waits without commit progress before abdicating. */
 const primaryStallTimeouts = 4;
-
-/** A do_view_change as the new primary keeps it. */
-interface Claim {
-  readonly replica: number;
-  readonly logView: number;
-  readonly op: number;
-  readonly commit: number;
-  readonly checkpointOp: number;
-  readonly headers: readonly Uint8Array[];
-  readonly nacks: readonly number[];
-}
-
-/** A linearizable query waiting for its quorum round and for the commit it must see. */
-interface PendingQuery {
-  readonly token: number;
-  readonly body: Uint8Array;
-  /** The primary must have applied at least this op (its commit when the query arrived). */
-  readonly commitNeeded: number;
-  /** The ping round whose quorum confirms primacy after the query arrived. */
-  readonly nonce: number;
-}
 
 /** A storage action in flight, as the replica remembers it. */
 type PendingAction =
@@ -66,16 +50,6 @@ type PendingAction =
   | { readonly kind: "superblock"; readonly superblock: SuperblockState; readonly sequence: number }
   | { readonly kind: "checkpoint"; readonly op: number }
   | { readonly kind: "other" };
-
-/** State transfer in progress: assembling a peer's checkpoint. */
-interface Transfer {
-  readonly op: number;
-  readonly checksum: Uint8Array;
-  readonly size: number;
-  readonly from: number;
-  readonly chunks: Uint8Array[];
-  received: number;
-}
 
 /** Counters exported for metrics and checked by the tests. */
 export interface ReplicaCounters {
@@ -197,18 +171,13 @@ export class Replica implements ReplicaCore {
   #viewChangeTicks = 0;
   #viewChangeBackoff = 1;
 
-  // Reads.
-  #queries: PendingQuery[] = [];
-  #nonce = 0;
-  #pingOutstanding: number | null = null;
-  readonly #pongs = new Set<number>();
-  #confirmedNonce = 0;
-  #pingTicks = 0;
+  /** Linearizable reads confirmed by a quorum round (primary only). */
+  readonly #reads: ReadRounds;
 
   // Catch-up.
   #recoveryTicks = 0;
   #peerCheckpoint = { op: 0, replica: -1 };
-  #transfer: Transfer | null = null;
+  #transfer: CheckpointTransfer | null = null;
   #repairRound = 0;
 
   /** Starts a replica from what its disk held (see {@link freshRecoveredState}). */
@@ -217,6 +186,7 @@ export class Replica implements ReplicaCore {
     this.config = config;
     this.stateMachine = stateMachine;
     this.quorum = quorumSize(config.replicaCount);
+    this.#reads = new ReadRounds(config.replica, this.quorum, queriesPendingMax);
     this.#clients = new ClientTable(config.clientSessionsMax);
     this.#acks = new Array<number>(config.replicaCount).fill(-1);
     const sb = recovered.superblock;
@@ -307,10 +277,8 @@ export class Replica implements ReplicaCore {
         this.#retransmitPrepares();
         this.#repair();
       }
-      if (this.#pingOutstanding !== null && ++this.#pingTicks >= queryRetryTicks) {
-        this.#pingTicks = 0;
-        this.#broadcast({ kind: "ping", nonce: this.#pingOutstanding });
-      }
+      const ping = this.#reads.tick(queryRetryTicks);
+      if (ping !== null) this.#broadcast({ kind: "ping", nonce: ping });
     } else if (this.#status === "normal") {
       if (++this.#primarySilentTicks >= timeout) {
         this.#primarySilentTicks = 0;
@@ -433,15 +401,11 @@ export class Replica implements ReplicaCore {
       this.#reply(query.token, { error: "not_primary", message: "linearizable reads go to the primary" });
       return;
     }
-    if (this.#queries.length >= queriesPendingMax) {
+    if (!this.#reads.hasRoom) {
       this.#reply(query.token, { error: "busy", message: "too many queries pending" });
       return;
     }
-    // A round already in flight was started before this query arrived: it needs the next.
-    const nonce = this.#pingOutstanding === null ? this.#startPing() : this.#pingOutstanding + 1;
-    this.#queries.push({
-      token: query.token, body: query.body, nonce, commitNeeded: Math.max(this.#commitMax, this.#viewStartOp),
-    });
+    this.#pings(this.#reads.add(query.token, query.body, Math.max(this.#commitMax, this.#viewStartOp)));
     this.#answerQueries();
   }
 
@@ -958,10 +922,7 @@ export class Replica implements ReplicaCore {
   #abandonPrimaryWork(): void {
     for (const request of this.#queue) this.#reply(request.token, { error: "not_primary", message: "view changed" });
     this.#queue.length = 0;
-    for (const q of this.#queries) this.#reply(q.token, { error: "not_primary", message: "view changed" });
-    this.#queries = [];
-    this.#pingOutstanding = null;
-    this.#pongs.clear();
+    for (const q of this.#reads.abandon()) this.#reply(q.token, { error: "not_primary", message: "view changed" });
     // Requests already prepared may still commit: the client retries and gets the stored reply.
     this.#replyTokens.clear();
     this.#inflight.clear();
@@ -1028,7 +989,7 @@ export class Replica implements ReplicaCore {
     this.#dvcViewMax = Math.max(this.#dvcViewMax, this.#view);
     const dvc = this.#doViewChange();
     if (this.#isPrimaryOf(this.#view)) {
-      this.#claims.set(this.config.replica, this.#claimOf(this.config.replica, this.#commitMax, dvc));
+      this.#claims.set(this.config.replica, claimOf(this.config.replica, this.#commitMax, dvc));
       this.#maybeFinishViewChange();
     } else {
       this.#send(this.#primary(), dvc);
@@ -1036,39 +997,9 @@ export class Replica implements ReplicaCore {
   }
 
   #doViewChange(): MessageBody & { kind: "do_view_change" } {
-    // The trusted suffix above the commit, and below it (across any gap above the commit)
-    // some committed headers: a new primary that applied less than this replica learns the
-    // committed entries it must repair from them, and the chain down from the lowest one.
-    const suffix = this.#log.trustedHeaders(this.#commitMin, messageHeadersMax - dvcCommittedHeadersMax);
-    const lowest = suffix.length > 0 ? decodeHeader(suffix[0]!).op : this.#log.head + 1;
-    const committed: Uint8Array[] = [];
-    const committedFrom = Math.max(this.#log.anchorOp + 1, this.#commitMin - dvcCommittedHeadersMax + 1);
-    for (let op = committedFrom; op <= Math.min(this.#commitMin, lowest - 1); op++) {
-      const slot = this.#log.get(op);
-      assert(slot !== undefined && slot.trusted, `applied op ${op} is in the log`);
-      committed.push(slot.bytes);
-    }
-    const headers = committed.length === 0 ? suffix : [...committed, ...suffix];
-    // Ops this replica does not hold durably (a gap, or not yet written) and never held
-    // and lost to corruption: it never acknowledged whatever entry is there.
-    const nacks: number[] = [];
-    const low = Math.max(this.#commitMin, this.#log.anchorOp, this.#log.head - messageHeadersMax);
-    for (let op = this.#log.head; op > low; op--) {
-      const slot = this.#log.get(op);
-      // A copy recovery found corrupt may have been the one this replica acknowledged, even
-      // when a header for the op has arrived since: never a nack until it is rewritten.
-      if (this.#faultyHoles.has(op)) continue;
-      if (slot === undefined || (!slot.durable && !slot.faulty)) nacks.push(op);
-    }
     return {
       kind: "do_view_change", logView: this.#logView, op: this.#log.head, checkpointOp: this.#checkpointOp,
-      headers, nacks,
-    };
-  }
-
-  #claimOf(replica: number, commit: number, m: MessageBody & { kind: "do_view_change" }): Claim {
-    return {
-      replica, logView: m.logView, op: m.op, commit, checkpointOp: m.checkpointOp, headers: m.headers, nacks: m.nacks,
+      headers: claimHeaders(this.#log, this.#commitMin), nacks: claimNacks(this.#log, this.#commitMin, this.#faultyHoles),
     };
   }
 
@@ -1085,7 +1016,7 @@ export class Replica implements ReplicaCore {
       return;
     }
     this.#svcFrom.add(m.replica);
-    this.#claims.set(m.replica, this.#claimOf(m.replica, m.commit, m));
+    this.#claims.set(m.replica, claimOf(m.replica, m.commit, m));
     this.#checkViewChange();
     this.#maybeFinishViewChange();
   }
@@ -1144,31 +1075,12 @@ export class Replica implements ReplicaCore {
    */
   #truncateNacked(claims: readonly Claim[], winner: Claim, commit: number): void {
     const floor = Math.max(commit, this.#commitMin, this.#log.anchorOp);
-    const views = claims.map((claim) => {
-      const sums = new Map<number, Uint8Array>();
-      for (const bytes of claim.headers) sums.set(decodeHeader(bytes).op, bytes.subarray(0, 16));
-      return { claim, sums, nacks: new Set(claim.nacks) };
-    });
-    for (let op = floor + 1; op <= Math.min(winner.op, this.#log.head); op++) {
-      const slot = this.#log.get(op);
-      if (slot !== undefined && (!slot.trusted || slot.durable)) continue; // held here
-      let nacks = 0;
-      for (const { claim, sums, nacks: claimNacks } of views) {
-        const sum = sums.get(op);
-        if (claimNacks.has(op)) nacks++;
-        else if (slot !== undefined && sum !== undefined && !checksumEqual(sum, slot.header.checksum)) nacks++;
-        else if (claim.logView === winner.logView && claim.op < op) nacks++;
-      }
-      if (nacks >= this.quorum) {
-        // Only when this primary knows every op below: otherwise the new head would sit on
-        // ops it has no header for, and it would prepare over them (they may be committed).
-        // Without the truncation the view stalls on the missing op and a later view change,
-        // with more replicas answering, tries again: liveness yields to safety.
-        if (!this.#trustedThrough(op - 1)) return;
-        this.#truncateAt(op);
-        return;
-      }
-    }
+    const op = nackedByQuorum(this.#log, claims, winner, floor, this.quorum);
+    // Only when this primary knows every op below: otherwise the new head would sit on ops
+    // it has no header for, and it would prepare over them (they may be committed). Without
+    // the truncation the view stalls on the missing op and a later view change, with more
+    // replicas answering, tries again: liveness yields to safety.
+    if (op !== null && this.#trustedThrough(op - 1)) this.#truncateAt(op);
   }
 
   /** Whether every op from the applied commit up to `op` is in the log and trusted. */
@@ -1350,10 +1262,7 @@ export class Replica implements ReplicaCore {
     if (this.#peerCheckpoint.op <= this.#commitMin) return;
     const next = this.#log.get(this.#commitMin + 1);
     if (next !== undefined && next.trusted && next.body !== null) return;
-    this.#transfer = {
-      op: this.#peerCheckpoint.op, checksum: new Uint8Array(16), size: 0, from: this.#peerCheckpoint.replica,
-      chunks: [], received: 0,
-    };
+    this.#transfer = new CheckpointTransfer(this.#peerCheckpoint.replica, this.#peerCheckpoint.op);
     this.counters.stateTransfers++;
     this.#requestChunk();
   }
@@ -1381,28 +1290,10 @@ export class Replica implements ReplicaCore {
       this.#transfer = null;
       return;
     }
-    let current = t;
-    if (m.op !== t.op || !checksumEqual(m.checksum, t.checksum)) {
-      if (m.offset !== 0) return;
-      current = { op: m.op, checksum: m.checksum, size: m.size, from: m.replica, chunks: [], received: 0 };
-      this.#transfer = current;
-    }
-    if (m.offset !== current.received || current.received + m.bytes.length > current.size) return;
-    current.chunks.push(m.bytes);
-    current.received += m.bytes.length;
-    if (current.received < current.size) {
-      this.#requestChunk();
-      return;
-    }
-    const blob = new Uint8Array(current.size);
-    let offset = 0;
-    for (const chunk of current.chunks) {
-      blob.set(chunk, offset);
-      offset += chunk.length;
-    }
-    this.#transfer = null;
-    if (!checksumEqual(checksum(blob), current.checksum)) return;
-    this.#installCheckpoint(blob);
+    const outcome = t.accept(m);
+    if (outcome.kind === "more") this.#requestChunk();
+    if (outcome.kind === "complete" || outcome.kind === "corrupt") this.#transfer = null;
+    if (outcome.kind === "complete") this.#installCheckpoint(outcome.blob);
   }
 
   #installCheckpoint(blob: Uint8Array): void {
@@ -1432,15 +1323,8 @@ export class Replica implements ReplicaCore {
 
   // --- reads ----------------------------------------------------------------------------
 
-  #startPing(): number {
-    this.#nonce++;
-    this.#pingOutstanding = this.#nonce;
-    this.#pingTicks = 0;
-    this.#pongs.clear();
-    this.#pongs.add(this.config.replica);
-    this.#broadcast({ kind: "ping", nonce: this.#nonce });
-    this.#checkPongs();
-    return this.#nonce;
+  #pings(nonces: readonly number[]): void {
+    for (const nonce of nonces) this.#broadcast({ kind: "ping", nonce });
   }
 
   #onPing(m: Message & { kind: "ping" }): void {
@@ -1451,27 +1335,12 @@ export class Replica implements ReplicaCore {
 
   #onPong(m: Message & { kind: "pong" }): void {
     if (m.view !== this.#view || this.#status !== "normal" || !this.#isPrimary()) return;
-    if (m.nonce !== this.#pingOutstanding) return;
-    this.#pongs.add(m.replica);
-    this.#checkPongs();
+    this.#pings(this.#reads.pong(m.replica, m.nonce));
     this.#answerQueries();
   }
 
-  #checkPongs(): void {
-    if (this.#pingOutstanding === null || this.#pongs.size < this.quorum) return;
-    this.#confirmedNonce = this.#pingOutstanding;
-    this.#pingOutstanding = null;
-    if (this.#queries.some((q) => q.nonce > this.#confirmedNonce)) this.#startPing();
-  }
-
   #answerQueries(): void {
-    if (this.#queries.length === 0) return;
-    const waiting: PendingQuery[] = [];
-    for (const q of this.#queries) {
-      if (q.nonce <= this.#confirmedNonce && this.#commitMin >= q.commitNeeded) this.#answerQuery(q.token, q.body);
-      else waiting.push(q);
-    }
-    this.#queries = waiting;
+    for (const q of this.#reads.takeAnswerable(this.#commitMin)) this.#answerQuery(q.token, q.body);
   }
 
   #answerQuery(token: number, body: Uint8Array): void {
