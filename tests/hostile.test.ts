@@ -56,6 +56,10 @@ test("hostile bytes at the bus and the API are dropped and counted; the cluster 
     }
     const logs = () => replicas.map((r) => r.output()).join("\n");
     await waitFor("a primary", 30_000, () => primaryOf(cluster.urls), logs);
+    await waitFor("all three replicas to answer", 30_000, async () => {
+      const statuses = await Promise.all(cluster.urls.map(statusOf));
+      return statuses.every((status) => status !== null) ? true : null;
+    }, logs);
     const client = new Client<typeof guestbook>({ addresses: cluster.urls, token: cluster.token, deadlineMs: 15_000 });
     for (let i = 0; i < 5; i++) await client.submit({ name: "before", text: `write ${i}` });
 
@@ -82,7 +86,9 @@ test("hostile bytes at the bus and the API are dropped and counted; the cluster 
     const outcomes = await Promise.all(Object.entries(attacks).map(async ([reason, chunks]) => [reason, await attack(busPort, chunks)] as const));
     for (const [reason, outcome] of outcomes) assert.equal(outcome, "closed", `${reason}: the replica must drop the connection`);
 
-    const metricsBus = await (await fetch(`${cluster.urls[2]}/metrics`)).text();
+    const metricsBus = await fetch(`${cluster.urls[2]}/metrics`).then((r) => r.text(), (error: Error) => {
+      throw new Error(`replica 2 does not answer after the attacks (${error.message})\n${logs()}`);
+    });
     for (const reason of Object.keys(attacks)) {
       assert.ok(metric(metricsBus, "chronon_bus_connections_dropped_total", `reason="${reason}"`) >= 1, `${reason} counted:\n${metricsBus.split("\n").filter((l) => l.includes("dropped")).join("\n")}`);
     }
