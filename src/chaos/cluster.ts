@@ -103,7 +103,17 @@ export class ChaosCluster {
     this.#appPath = options.appPath;
     this.#proxies = proxies;
     this.#slots = apiUrls.map(() => ({ child: null, exited: null, paused: false, unexpectedExitCodes: [], lastExitCode: null }));
+    // Never leave replica processes behind: 'exit' handlers run on process.exit (the chaos
+    // command turns SIGINT and SIGTERM into one), and child.kill is synchronous.
+    process.once("exit", this.#killAllNow);
   }
+
+  readonly #killAllNow = (): void => {
+    for (const slot of this.#slots) {
+      slot.child?.kill("SIGKILL");
+      if (slot.paused) slot.child?.kill("SIGCONT");
+    }
+  };
 
   /** Allocates ports, starts the proxies and writes one cluster file per replica. */
   static async create(options: ChaosClusterOptions): Promise<ChaosCluster> {
@@ -278,6 +288,7 @@ export class ChaosCluster {
 
   /** Kills every replica and closes the proxies. */
   async close(): Promise<void> {
+    process.removeListener("exit", this.#killAllNow);
     for (let i = 0; i < this.replicaCount; i++) await this.kill(i);
     await Promise.all([...this.#proxies.values()].map((p) => p.close()));
   }

@@ -87,6 +87,13 @@ export const command: Command = {
     const out = values.out === undefined ? mkdtempSync(join(tmpdir(), "chronon-chaos-")) : resolve(values.out);
 
     const say = (line: string) => console.log(`chaos: ${line}`);
+    // Interrupted: exit through process.exit so the cluster's exit hook kills the replicas.
+    const interrupted = (signal: string) => {
+      console.error(`chaos: ${signal}: stopping the replicas (seed ${seed}, output in ${out})`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
     say(`seed ${seed}; output in ${out}`);
     try {
       const summary = await runChaos({
