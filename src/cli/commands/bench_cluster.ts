@@ -29,7 +29,7 @@ import { Client } from "../../client/client.ts";
 type ClientProtocol = "http" | "binary";
 
 const usage = `chronon bench cluster [--clients C[,C2,...]] [--duration S] [--trials N] [--json]
-                      [--protocol http|binary] [--load-processes P] [--value-bytes B] [--keep]
+                      [--protocol binary|http] [--load-processes P] [--value-bytes B] [--keep]
                       [--runtime node|bun|deno]
 
 Starts a 3-replica cluster of examples/kv.ts on loopback (child processes, fresh temp
@@ -46,8 +46,9 @@ The load processes share the machine's cores with the replicas.
   --clients LIST        concurrencies to measure (default 1,64)
   --duration S          measured seconds per trial (default 5), after 1 s of warm-up
   --trials N            trials per concurrency; medians are printed (default 1)
-  --protocol P          client protocol: http (JSON/CBOR over HTTP) or binary (CBOR
-                        frames on the replicas' client port); default http
+  --protocol P          client protocol: binary (CBOR frames on the replicas' client
+                        ports, the server-side client's fast path; default) or http
+                        (the HTTP API, CBOR bodies, through fetch)
   --load-processes P    processes the clients are spread over (default 1)
   --value-bytes B       size of each put's value (default 256, as the etcd figures)
   --keep                keep the temp dir (data dirs, replica logs)
@@ -565,7 +566,7 @@ export const bench: BenchTarget = {
           clients: { type: "string", default: "1,64" },
           duration: { type: "string", default: "5" },
           trials: { type: "string", default: "1" },
-          protocol: { type: "string", default: "http" },
+          protocol: { type: "string", default: "binary" },
           "load-processes": { type: "string", default: "1" },
           "value-bytes": { type: "string", default: "256" },
           keep: { type: "boolean", default: false },
