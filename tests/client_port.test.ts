@@ -144,6 +144,12 @@ describe("binary client protocol", () => {
       assert.equal((await good.submit({ add: 1 }) as { counter: number }).counter, 1);
       await assert.rejects(none.submit({ add: 1 }), UnauthorizedError);
       assert.equal((await none.query("q", { consistency: "stale" }) as { counter: number }).counter, 1);
+      // A wrong token is refused at the hello: a definite error at once, not a retry until the deadline.
+      const wrongClient = new Client({ addresses: c.urls, token: "wrong-token-0123456789", timeoutMs: 500, deadlineMs: 10_000 });
+      const started = Date.now();
+      await assert.rejects(wrongClient.submit({ add: 1 }), UnauthorizedError);
+      assert.ok(Date.now() - started < 2000, "refused without waiting for the deadline");
+      wrongClient.close();
       const wrong = await raw(c.ports[0]!.port, frame([0, 1, "wrong-token-0123456789"]));
       assert.equal(wrong.closed, true);
       assert.deepEqual((wrong.answers[0] as unknown[]).slice(0, 3), [0, 1, "unauthorized"]);

@@ -299,6 +299,14 @@ class ClientConnection {
     this.#out = [];
     this.#outBytes = 0;
     this.socket.write(bytes);
+    // Back-pressure: a client that does not read its answers stops being read from, so
+    // its requests (and their answers) cannot pile up here.
+    if (this.socket.writableNeedDrain && !this.socket.isPaused()) {
+      this.socket.pause();
+      this.socket.once("drain", () => {
+        if (!this.#closed) this.socket.resume();
+      });
+    }
   }
 }
 

@@ -34,6 +34,13 @@ const sweepMs = 20;
 /** Largest answer frame accepted (a reply body plus its envelope). */
 const answerSizeMax = 16 * 1024 * 1024;
 
+/** The replica refused the hello (a wrong token): definite, nothing was sent. */
+class HelloRefused extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
 interface Waiter {
   readonly resolve: (attempt: BinaryAttempt) => void;
   readonly deadlineMs: number;
@@ -48,7 +55,7 @@ export class BinaryConnection {
   readonly #waiters = new Map<number, Waiter>();
   #idNext = 1;
   #sweep: ReturnType<typeof setInterval> | null = null;
-  #helloWaiter: ((error: string | null) => void) | null = null;
+  #helloWaiter: ((error: string | HelloRefused | null) => void) | null = null;
   #out: Uint8Array[] = [];
   #flushScheduled = false;
 
@@ -64,8 +71,11 @@ export class BinaryConnection {
     try {
       await this.#connect(timeoutMs);
     } catch (error) {
+      // A refused hello (a wrong token) is definite: no request was sent.
+      if (error instanceof HelloRefused) return { kind: "error", code: error.code, message: error.message, primary: null };
       return { kind: "lost", message: `${this.address}: ${(error as Error).message}` };
     }
+    this.#socket?.ref();
     const id = this.#idNext++;
     if (this.#idNext > 0x7fff_ffff) this.#idNext = 1;
     const answer = new Promise<BinaryAttempt>((resolve) => this.#waiters.set(id, { resolve, deadlineMs }));
@@ -99,7 +109,7 @@ export class BinaryConnection {
         clearTimeout(timer);
         this.#helloWaiter = null;
         if (error === null) resolve();
-        else reject(new Error(error));
+        else reject(typeof error === "string" ? new Error(error) : error);
       };
     });
     socket.on("data", (chunk: Uint8Array) => this.#onData(socket, chunk));
@@ -165,9 +175,9 @@ export class BinaryConnection {
         // The hello's answer, or an error about the connection itself.
         if (message[1] === clientProtocolVersion && message.length === 2) this.#helloWaiter?.(null);
         else {
-          const text = `${String(message[2])}: ${String(message[3])}`;
-          this.#helloWaiter?.(text);
-          this.#drop(text);
+          const refused = new HelloRefused(String(message[2]), `${this.address}: ${String(message[3])}`);
+          this.#helloWaiter?.(refused);
+          this.#drop(refused.message);
           return;
         }
         continue;
@@ -175,6 +185,8 @@ export class BinaryConnection {
       const waiter = this.#waiters.get(id);
       if (waiter === undefined) continue; // its attempt timed out already
       this.#waiters.delete(id);
+      // An idle connection does not keep the process alive (HTTP clients do not either).
+      if (this.#waiters.size === 0) socket.unref();
       if (message[1] === 0) waiter.resolve({ kind: "ok", values: message.slice(2) });
       else {
         waiter.resolve({
