@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import bank from "../examples/bank.ts";
 import kv from "../examples/kv.ts";
 import { defineApp, emit, http, schedule } from "../mod.ts";
-import type { Event } from "../mod.ts";
+import type { EffectResult, Event } from "../mod.ts";
+import { encodeValue } from "../src/app/value_codec.ts";
 import {
   decodeQueryResult,
+  decodeEffectResults,
   decodeReply,
   encodeAppQuery,
   encodeChannelQuery,
@@ -144,6 +146,47 @@ describe("executor", () => {
     assert.equal(decodeQueryResult(executor.query(encodeAppQuery(null))), 1);
     assert.equal(executor.counters().effectsAcknowledged, 1);
     assert.equal(executor.outboxSize, 0);
+  });
+
+  test("op 17 in the flat form and the older { results } form apply the same outcomes; malformed bodies are bad requests", () => {
+    const seen: EffectResult[] = [];
+    const app = defineApp({
+      genesis: () => ({ n: 0 }),
+      apply: (state, _e: Event<null>) => ({ state, effects: [http("http://127.0.0.1:1/x"), http("http://127.0.0.1:1/y")] }),
+      onEffectResult(state, result) {
+        seen.push(result);
+        return { state };
+      },
+      query: (state, _q: null) => state.n,
+    });
+    const executor = new Executor(app);
+    const log = new EntryLog();
+    const reply = send(executor, log, null);
+    const [first, second] = reply.ok ? reply.effects : [];
+    const flat = encodeEffectResults([ack(first!), { id: second!, generation: 0, status: "dead_lettered", error: "HTTP 404", attempts: 2, view: 3 }]);
+    assert.deepEqual(decodeEffectResults(flat), [
+      { ...ack(first!) },
+      { id: second!, generation: 0, status: "dead_lettered", error: "HTTP 404", attempts: 2, view: 3 },
+    ]);
+    assert.deepEqual(decodeReply(executor.commit(log.next(operationEffectResults, flat, { internal: true }))), { ok: true, value: { applied: 2, ignored: 0 }, effects: [] });
+    assert.deepEqual(seen.map((r) => [r.id, r.status, r.value, r.error, r.attempts]), [
+      [first, "acknowledged", { status: 200, body: "ok", truncated: false }, undefined, 1],
+      [second, "dead_lettered", undefined, "HTTP 404", 2],
+    ]);
+    // The older form, as entries written before the flat one carry it.
+    const older = send(executor, log, null);
+    const [third] = older.ok ? older.effects : [];
+    const legacy = encodeValue({ results: [{ id: third!, generation: 0, status: "acknowledged", value: 7, attempts: 1, view: 1 }, { id: "f".repeat(32), generation: 0, status: "acknowledged", attempts: 1, view: 1 }] });
+    assert.deepEqual(decodeEffectResults(legacy).map((o) => o.id), [third, "f".repeat(32)]);
+    assert.deepEqual(decodeReply(executor.commit(log.next(operationEffectResults, legacy, { internal: true }))), { ok: true, value: { applied: 1, ignored: 1 }, effects: [] });
+    assert.equal(seen.at(-1)!.value, 7);
+    // A flat body with a bad tag, a ragged length, or an unknown status code.
+    for (const body of [[2, third, 0, 0, 1, 1, null], [1, third, 0, 0, 1, 1], { results: 3 }, "x"]) {
+      const bad = decodeReply(executor.commit(log.next(operationEffectResults, encodeValue(body), { internal: true })));
+      assert.equal(bad.ok ? "ok" : bad.code, "bad_request", JSON.stringify(body));
+    }
+    const unknownStatus = decodeReply(executor.commit(log.next(operationEffectResults, encodeValue([1, "e".repeat(32), 0, 9, 1, 1, null]), { internal: true })));
+    assert.deepEqual(unknownStatus, { ok: true, value: { applied: 0, ignored: 1 }, effects: [] });
   });
 
   test("dead-lettered effects are listed, retried by an operator under a new generation, or discarded", () => {

@@ -19,8 +19,14 @@ export const fastDecodeDepthMax = 256;
 const giveUp: unique symbol = Symbol("give up");
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Short ASCII strings (map keys, names, enum values) are interned up to this length. */
-const internLengthMax = 40;
+/**
+ * Short ASCII strings (map keys, names, enum values) are interned up to this length.
+ * Longer ones are mostly unique (effect ids are 32 characters): interning them would
+ * only evict the keys and names that repeat.
+ */
+const internLengthMax = 24;
+/** ASCII strings up to this length are built from char codes (no subarray, no TextDecoder call). */
+const asciiDirectLengthMax = 128;
 const internSlots = 4096;
 const interned: (string | null)[] = new Array<string | null>(internSlots).fill(null);
 const charCodes: number[] = [];
@@ -45,11 +51,23 @@ function internedAscii(bytes: Uint8Array, start: number, end: number): string | 
     while (i < length && cached.charCodeAt(i) === bytes[start + i]) i++;
     if (i === length) return cached;
   }
-  charCodes.length = length;
-  for (let i = 0; i < length; i++) charCodes[i] = bytes[start + i]!;
-  const text = String.fromCharCode.apply(null, charCodes);
+  const text = asciiFromCodes(bytes, start, end);
   interned[slot] = text;
   return text;
+}
+
+/** The string of bytes[start, end), all known to be ASCII. */
+function asciiFromCodes(bytes: Uint8Array, start: number, end: number): string {
+  const length = end - start;
+  charCodes.length = length;
+  for (let i = 0; i < length; i++) charCodes[i] = bytes[start + i]!;
+  return String.fromCharCode.apply(null, charCodes);
+}
+
+/** The ASCII string in bytes[start, end), not interned, or null when a byte is not ASCII. */
+function directAscii(bytes: Uint8Array, start: number, end: number): string | null {
+  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return null;
+  return asciiFromCodes(bytes, start, end);
 }
 
 class Reader {
@@ -99,6 +117,9 @@ class Reader {
     this.position = end;
     if (length <= internLengthMax) {
       const text = internedAscii(bytes, start, end);
+      if (text !== null) return text;
+    } else if (length <= asciiDirectLengthMax) {
+      const text = directAscii(bytes, start, end);
       if (text !== null) return text;
     }
     try {

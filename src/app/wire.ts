@@ -6,7 +6,7 @@
  * | op | name | from | body | applied as |
  * |---:|---|---|---|---|
  * | 16 | event | client | `[schemaVersion, payload]` | `apply(state, event, ctx)` |
- * | 17 | effect_results | internal (zero client) | `{ results: EffectOutcome[] }` | outbox update + `onEffectResult` |
+ * | 17 | effect_results | internal (zero client) | `[1, …outcomes as 6 fields each]` (or the older `{ results: EffectOutcome[] }`) | outbox update + `onEffectResult` |
  * | 18 | schedule_tick | internal | `null` | every scheduled event due at the entry's timestamp |
  * | 19 | effect_retry | operator (any) | `{ id }` | a dead-lettered effect back to pending |
  * | 20 | effect_discard | operator (any) | `{ id }` | a dead-lettered effect removed |
@@ -77,9 +77,66 @@ export function encodeReply(reply: KernelReply): Uint8Array {
   return encodeValue(reply);
 }
 
-/** Encodes the body of op 17. */
+/** Tag of the flat op-17 body (the first element of the array). */
+export const effectResultsFlat = 1;
+/** Fields per outcome in the flat op-17 body. */
+export const effectResultFields = 6;
+/** Status codes in the flat op-17 body. */
+export const effectStatusAcknowledged = 0;
+export const effectStatusDeadLettered = 1;
+
+/**
+ * Encodes the body of op 17, flat: `[1, id, generation, status, attempts, view, detail, …]`
+ * with status 0 (acknowledged, detail = value or null) or 1 (dead_lettered, detail = the
+ * error). One array and no keys: with a thousand outcomes per entry, the keys of the
+ * older `{ results: [{ id, generation, … }] }` form were most of the bytes to write and
+ * read. The executor accepts both forms.
+ */
 export function encodeEffectResults(results: readonly EffectOutcome[]): Uint8Array {
-  return encodeValue({ results });
+  const flat: unknown[] = new Array<unknown>(1 + results.length * effectResultFields);
+  flat[0] = effectResultsFlat;
+  let at = 1;
+  for (const outcome of results) {
+    const acknowledged = outcome.status === "acknowledged";
+    flat[at] = outcome.id;
+    flat[at + 1] = outcome.generation;
+    flat[at + 2] = acknowledged ? effectStatusAcknowledged : effectStatusDeadLettered;
+    flat[at + 3] = outcome.attempts;
+    flat[at + 4] = outcome.view;
+    flat[at + 5] = acknowledged ? (outcome.value === undefined ? null : outcome.value) : (outcome.error ?? null);
+    at += effectResultFields;
+  }
+  return encodeValue(flat);
+}
+
+/**
+ * Decodes an op-17 body of either form into outcomes (for tools and checkers; the
+ * executor reads the flat form in place). Throws TypeError on anything else.
+ */
+export function decodeEffectResults(body: Uint8Array): EffectOutcome[] {
+  const decoded: unknown = decodeValue(body);
+  if (Array.isArray(decoded)) {
+    if (decoded[0] !== effectResultsFlat || (decoded.length - 1) % effectResultFields !== 0) {
+      throw new TypeError(`a flat op-17 body is [${effectResultsFlat}, …${effectResultFields} fields per outcome]`);
+    }
+    const outcomes: EffectOutcome[] = [];
+    for (let at = 1; at < decoded.length; at += effectResultFields) {
+      const acknowledged = decoded[at + 2] === effectStatusAcknowledged;
+      const detail: unknown = decoded[at + 5];
+      outcomes.push({
+        id: decoded[at] as string,
+        generation: decoded[at + 1] as number,
+        status: acknowledged ? "acknowledged" : "dead_lettered",
+        ...(acknowledged ? { value: detail } : { error: typeof detail === "string" ? detail : String(detail) }),
+        attempts: decoded[at + 3] as number,
+        view: decoded[at + 4] as number,
+      });
+    }
+    return outcomes;
+  }
+  const results = (decoded as { results?: unknown } | null)?.results;
+  if (!Array.isArray(results)) throw new TypeError("body must be a flat op-17 array or { results: [...] }");
+  return results as EffectOutcome[];
 }
 
 /** Encodes the body of op 19 or 20. */

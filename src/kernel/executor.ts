@@ -21,6 +21,10 @@ import type { Effect } from "../app/effects.ts";
 import { seededFromChecksum } from "../app/random.ts";
 import { decodeValue, encodeOkReplyValue, encodeValue } from "../app/value_codec.ts";
 import {
+  effectResultFields,
+  effectResultsFlat,
+  effectStatusAcknowledged,
+  effectStatusDeadLettered,
   encodeReply,
   operationEffectDiscard,
   operationEffectResults,
@@ -203,7 +207,8 @@ export class Executor implements StateMachine {
   }
 
   #commit(entry: CommittedEntry): KernelReply | Uint8Array {
-    assert(Number.isSafeInteger(entry.op) && entry.op > this.#op, `commit of op ${entry.op} after op ${this.#op}`);
+    // The message is built only on failure (a template per commit was measurable).
+    if (!(Number.isSafeInteger(entry.op) && entry.op > this.#op)) assert(false, `commit of op ${entry.op} after op ${this.#op}`);
     assert(entry.checksum.length >= 16, "entry checksum must hold 16 bytes");
     this.#op = entry.op;
     this.#timestampMs = entry.timestamp;
@@ -383,7 +388,7 @@ export class Executor implements StateMachine {
 
   #record(plan: EffectPlan, entry: CommittedEntry): void {
     for (const item of plan.outbox) {
-      assert(!this.#outbox.has(item.id), `effect id ${item.id} already in the outbox`);
+      if (this.#outbox.has(item.id)) assert(false, `effect id ${item.id} already in the outbox`);
       this.#outbox.set(item.id, item);
     }
     for (const emit of plan.emits) {
@@ -417,60 +422,97 @@ export class Executor implements StateMachine {
   }
 
   #commitEffectResults(entry: CommittedEntry): KernelReply {
-    let results: EffectOutcome[];
+    let body: unknown;
     try {
-      const body = decodeValue(entry.body) as { results?: unknown };
-      if (typeof body !== "object" || body === null || !Array.isArray(body.results)) throw new TypeError("body must be { results: [...] }");
-      if (body.results.length > this.limits.resultsPerEntryMax) {
-        throw new TypeError(`${body.results.length} results exceed ${this.limits.resultsPerEntryMax} per entry`);
-      }
-      results = body.results as EffectOutcome[];
+      body = decodeValue(entry.body);
     } catch (error) {
       return { ok: false, code: "bad_request", message: this.#message(error) };
     }
     let applied = 0;
     let ignored = 0;
-    for (let k = 0; k < results.length; k++) {
-      const outcome = results[k]!;
-      // Every key of the outbox is a well-formed id: a lookup is the shape check.
-      const stored = typeof outcome === "object" && outcome !== null && typeof outcome.id === "string" ? this.#outbox.get(outcome.id) : undefined;
-      const valid = stored !== undefined &&
-        stored.status === "pending" &&
-        outcome.generation === stored.generation &&
-        (outcome.status === "acknowledged" || outcome.status === "dead_lettered") &&
-        Number.isSafeInteger(outcome.attempts) && outcome.attempts >= 0;
-      if (!valid) {
-        ignored++;
-        continue;
+    if (Array.isArray(body)) {
+      // The flat form: [1, id, generation, status, attempts, view, detail, …] (wire.ts).
+      const count = (body.length - 1) / effectResultFields;
+      if (body[0] !== effectResultsFlat || !Number.isInteger(count)) {
+        return { ok: false, code: "bad_request", message: `body must be [${effectResultsFlat}, …${effectResultFields} fields per outcome]` };
       }
-      applied++;
-      const attempts = stored.attempts + outcome.attempts;
-      let value: unknown;
-      let error: string | undefined;
-      if (outcome.status === "acknowledged") {
-        this.#outbox.delete(stored.id);
-        this.#counters.effectsAcknowledged++;
-        value = this.#boundedValue(outcome.value);
-      } else {
-        error = this.#cut(typeof outcome.error === "string" ? outcome.error : "unknown error");
-        this.#outbox.set(stored.id, { ...stored, status: "dead_lettered", attempts, lastError: error });
-        this.#counters.effectsDeadLettered++;
+      if (count > this.limits.resultsPerEntryMax) {
+        return { ok: false, code: "bad_request", message: `${count} results exceed ${this.limits.resultsPerEntryMax} per entry` };
       }
-      if (this.app.onEffectResult === undefined || stored.kind === "log") continue;
-      const result: EffectResult = {
-        id: stored.id,
-        effect: decodeValue(stored.effectBytes) as EffectResult["effect"],
-        eventIndex: stored.eventIndex,
-        status: outcome.status,
-        ...(value !== undefined ? { value } : {}),
-        ...(error !== undefined ? { error } : {}),
-        attempts,
-      };
-      const applyOutcome = this.#apply(entry, k + 1, false, null, result);
-      if (!applyOutcome.ok) this.#counters.effectResultsRejected++;
+      for (let k = 0, at = 1; k < count; k++, at += effectResultFields) {
+        const code: unknown = body[at + 2];
+        const status = code === effectStatusAcknowledged ? "acknowledged" : code === effectStatusDeadLettered ? "dead_lettered" : null;
+        const detail: unknown = body[at + 5];
+        const done = this.#applyOutcome(entry, k, body[at], body[at + 1], status, status === "acknowledged" ? detail : undefined, status === "dead_lettered" ? detail : undefined, body[at + 3]);
+        if (done) applied++;
+        else ignored++;
+      }
+    } else {
+      // The older form { results: [{ id, generation, status, value?, error?, attempts, view }] }.
+      const results = typeof body === "object" && body !== null ? (body as { results?: unknown }).results : undefined;
+      if (!Array.isArray(results)) return { ok: false, code: "bad_request", message: "TypeError: body must be { results: [...] }" };
+      if (results.length > this.limits.resultsPerEntryMax) {
+        return { ok: false, code: "bad_request", message: `TypeError: ${results.length} results exceed ${this.limits.resultsPerEntryMax} per entry` };
+      }
+      for (let k = 0; k < results.length; k++) {
+        const outcome: unknown = results[k];
+        const o = (typeof outcome === "object" && outcome !== null ? outcome : {}) as Partial<Record<keyof EffectOutcome, unknown>>;
+        const status = o.status === "acknowledged" || o.status === "dead_lettered" ? o.status : null;
+        if (this.#applyOutcome(entry, k, o.id, o.generation, status, o.value, o.error, o.attempts)) applied++;
+        else ignored++;
+      }
     }
     this.#counters.outcomesIgnored += ignored;
     return { ok: true, value: { applied, ignored }, effects: [] };
+  }
+
+  /**
+   * Applies one outcome; false when it is ignored (unknown id, not pending, another
+   * generation, a malformed field), so an acknowledgement committed twice applies once.
+   */
+  #applyOutcome(
+    entry: CommittedEntry,
+    k: number,
+    id: unknown,
+    generation: unknown,
+    status: "acknowledged" | "dead_lettered" | null,
+    resultValue: unknown,
+    resultError: unknown,
+    attemptsReported: unknown,
+  ): boolean {
+    // Every key of the outbox is a well-formed id: a lookup is the shape check.
+    const stored = typeof id === "string" ? this.#outbox.get(id) : undefined;
+    const valid = stored !== undefined &&
+      stored.status === "pending" &&
+      generation === stored.generation &&
+      status !== null &&
+      Number.isSafeInteger(attemptsReported) && (attemptsReported as number) >= 0;
+    if (!valid) return false;
+    const attempts = stored.attempts + (attemptsReported as number);
+    let value: unknown;
+    let error: string | undefined;
+    if (status === "acknowledged") {
+      this.#outbox.delete(stored.id);
+      this.#counters.effectsAcknowledged++;
+      value = this.#boundedValue(resultValue);
+    } else {
+      error = this.#cut(typeof resultError === "string" ? resultError : "unknown error");
+      this.#outbox.set(stored.id, { ...stored, status: "dead_lettered", attempts, lastError: error });
+      this.#counters.effectsDeadLettered++;
+    }
+    if (this.app.onEffectResult === undefined || stored.kind === "log") return true;
+    const result: EffectResult = {
+      id: stored.id,
+      effect: decodeValue(stored.effectBytes) as EffectResult["effect"],
+      eventIndex: stored.eventIndex,
+      status,
+      ...(value !== undefined ? { value } : {}),
+      ...(error !== undefined ? { error } : {}),
+      attempts,
+    };
+    const applyOutcome = this.#apply(entry, k + 1, false, null, result);
+    if (!applyOutcome.ok) this.#counters.effectResultsRejected++;
+    return true;
   }
 
   #commitScheduleTick(entry: CommittedEntry): KernelReply {

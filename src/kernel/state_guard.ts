@@ -281,7 +281,7 @@ const setHandler: ProxyHandler<Set<unknown>> = {
 
 /** Opens a transaction: writes through guard proxies are recorded until commit/rollback. */
 export function beginTransaction(): void {
-  assert(mode === "pass", `state transaction opened while ${mode}`);
+  if (mode !== "pass") assert(false, `state transaction opened while ${mode}`);
   assert(undoLength === 0, "undo log not empty at transaction start");
   mode = "record";
 }
@@ -352,7 +352,7 @@ export function rollbackTransaction(): number {
 
 /** Runs `body` with writes through guard proxies forbidden (for queries). */
 export function readOnly<T>(body: () => T): T {
-  assert(mode === "pass", `read-only section entered while ${mode}`);
+  if (mode !== "pass") assert(false, `read-only section entered while ${mode}`);
   mode = "read_only";
   try {
     return body();

@@ -13,7 +13,7 @@
  */
 import type { App } from "../app/app.ts";
 import { decodeValue } from "../app/value_codec.ts";
-import { decodeQueryResult, decodeReply, encodeAppQuery, operationEffectResults, operationEvent } from "../app/wire.ts";
+import { decodeEffectResults, decodeQueryResult, decodeReply, encodeAppQuery, operationEffectResults, operationEvent } from "../app/wire.ts";
 import { Executor } from "../kernel/executor.ts";
 import type { ClientReply } from "../vsr/replica_api.ts";
 import type { CommittedEntry, StateMachine } from "../vsr/state_machine.ts";
@@ -89,8 +89,7 @@ class CheckedExecutor implements StateMachine {
     if (entry.operation === operationEffectResults) {
       // Which outcomes this entry carries for effects still pending here (the rest are ignored).
       try {
-        const body = decodeValue(entry.body) as { results?: { id?: unknown }[] };
-        for (const outcome of body.results ?? []) {
+        for (const outcome of decodeEffectResults(entry.body)) {
           if (typeof outcome.id === "string" && executor.outboxEntry(outcome.id)?.status === "pending") acked.push(outcome.id);
         }
       } catch {
