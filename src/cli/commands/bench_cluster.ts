@@ -50,7 +50,8 @@ The load processes share the machine's cores with the replicas.
                         ports, the server-side client's fast path; default) or http
                         (the HTTP API, CBOR bodies, through fetch)
   --load-processes P    processes the clients are spread over (default 1)
-  --value-bytes B       size of each put's value (default 256, as the etcd figures)
+  --value-bytes B       size of each put's value (default 256, as the etcd figures);
+                        client k puts to its own 1024 keys round robin, in every trial
   --keep                keep the temp dir (data dirs, replica logs)
   --json                one JSON object on stdout instead of the table
 
@@ -69,6 +70,8 @@ export const clusterTargets = {
 /** Concurrency the bench accepts at most (sessions per cluster are bounded too). */
 const clientsMax = 1024;
 const warmupMs = 1000;
+/** Keys each client puts to, round robin (the same ones in every trial). */
+const keysPerClient = 1024;
 
 /**
  * Latencies in logarithmic buckets 1% wide (from 1 µs), so that load processes can be
@@ -249,6 +252,7 @@ async function runWorker(options: {
   durationMs: number;
   valueBytes: number;
   protocol: ClientProtocol;
+  /** Index of this process's first client among all the run's clients (keys are per client). */
   id: number;
 }): Promise<number> {
   const value = "v".repeat(options.valueBytes);
@@ -285,7 +289,9 @@ async function runWorker(options: {
         markEnd(); // a loop may see the end before the timer fires
         return;
       }
-      const key = `w${options.id}c${c}k${n++ % 1024}`;
+      // Client k of the run overwrites its own 1024 keys, in every trial: the state stays
+      // at clients × 1024 keys however long the bench runs (memory is one of the targets).
+      const key = `c${options.id + c}k${n++ % keysPerClient}`;
       try {
         await client.submit({ type: "put", key, value });
         const done = performance.now();
@@ -450,13 +456,15 @@ async function runBench(options: {
             target[i] = p.child.pid === undefined ? null : cpuMsOf(p.child.pid);
           });
         };
+        let firstClient = 0;
         for (let p = 0; p < processesUsed; p++) {
           const share = Math.floor(clients / processesUsed) + (p < clients % processesUsed ? 1 : 0);
           const id = workerId++;
           runs.push(runLoad([
             "--addresses", addresses.join(","), "--clients", String(share), "--duration", String(options.durationMs / 1000),
-            "--value-bytes", String(options.valueBytes), "--protocol", options.protocol, "--worker-id", String(id),
+            "--value-bytes", String(options.valueBytes), "--protocol", options.protocol, "--worker-id", String(firstClient),
           ], dir, `load-${id}`, onMark));
+          firstClient += share;
         }
         const outcomes = await Promise.all(runs);
         const histogram = new LatencyHistogram();
