@@ -90,6 +90,33 @@ describe("chaos link proxy", () => {
     }
   });
 
+  test("a delayed link delivers every chunk late and in order, both ways", async () => {
+    const target = await recordingServer();
+    const proxy = new LinkProxy("127.0.0.1", target.port);
+    const port = await proxy.start("127.0.0.1");
+    try {
+      const client = await dial(port);
+      client.socket.write("0");
+      await until("the connection to carry bytes", () => target.received() === "0");
+      proxy.set({ forward: true, backward: true, delayMs: 150 });
+      const sentAt = performance.now();
+      for (const c of "123456789") client.socket.write(c);
+      await sleep(60);
+      assert.equal(target.received(), "0", "nothing arrives before the delay");
+      await until("delayed bytes", () => target.received() === "0123456789");
+      assert.ok(performance.now() - sentAt >= 140, "arrived after the delay");
+      target.sockets[0]!.write("back");
+      await sleep(60);
+      assert.equal(client.received(), "", "the backward direction is delayed too");
+      await until("delayed backward bytes", () => client.received() === "back");
+      assert.throws(() => proxy.set({ forward: true, backward: true, delayMs: -1 }));
+      client.socket.destroy();
+    } finally {
+      await proxy.close();
+      target.server.close();
+    }
+  });
+
   test("a symmetric cut drops open connections and refuses new ones until healed", async () => {
     const target = await recordingServer();
     const proxy = new LinkProxy("127.0.0.1", target.port);

@@ -237,14 +237,17 @@ export class ChaosCluster {
     slot.paused = false;
   }
 
-  /** Sets the directions of the link between replicas `a` and `b` (from `a`'s side to `b`'s and back). */
-  setLink(a: number, b: number, aToB: boolean, bToA: boolean): void {
+  /**
+   * Sets the directions of the link between replicas `a` and `b` (from `a`'s side to
+   * `b`'s and back), and its added latency.
+   */
+  setLink(a: number, b: number, aToB: boolean, bToA: boolean, delayMs = 0): void {
     assert(a !== b, "a link joins two replicas");
     const low = Math.min(a, b);
     const high = Math.max(a, b);
     const proxy = this.#proxies.get(`${low}-${high}`);
     assert(proxy !== undefined, `link ${low}-${high}`);
-    const state: LinkState = low === a ? { forward: aToB, backward: bToA } : { forward: bToA, backward: aToB };
+    const state: LinkState = low === a ? { forward: aToB, backward: bToA, delayMs } : { forward: bToA, backward: aToB, delayMs };
     proxy.set(state);
   }
 

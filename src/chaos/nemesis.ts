@@ -182,7 +182,9 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
         }
         case "partition": {
           const v = await victim(0.5);
-          const shape = prng.int(3);
+          // Shapes: 0 isolated both ways, 1 and 2 one-way, 3 slow links; with 5 replicas also
+          // 4: a minority of two (the victim and one more) cut from the majority.
+          const shape = prng.int(n === 5 ? 5 : 4);
           const others = Array.from({ length: n }, (_, i) => i).filter((i) => i !== v.replica);
           let detail: string;
           if (shape === 0) {
@@ -191,9 +193,19 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisReport
           } else if (shape === 1) {
             for (const o of others) cluster.setLink(v.replica, o, true, false);
             detail = `${name(v)} receives nothing (one-way: it still sends)`;
-          } else {
+          } else if (shape === 2) {
             for (const o of others) cluster.setLink(v.replica, o, false, true);
             detail = `${name(v)} sends nothing (one-way: it still receives)`;
+          } else if (shape === 3) {
+            const delayMs = 50 + prng.int(450);
+            for (const o of others) cluster.setLink(v.replica, o, true, true, delayMs);
+            detail = `${name(v)}'s links slowed by ${delayMs} ms each way`;
+          } else {
+            const buddy = others[prng.int(others.length)]!;
+            const minority = [v.replica, buddy];
+            const majority = others.filter((o) => o !== buddy);
+            for (const m of minority) for (const o of majority) cluster.setLink(m, o, false, false);
+            detail = `split: replicas ${minority.join(",")} (${v.isPrimary ? "with the primary" : "minority"}) cut from ${majority.join(",")}`;
           }
           const record = begin("partition", `${detail} for ${holdMs} ms`);
           await sleep(holdMs);

@@ -11,7 +11,8 @@
  *   delivered, the reader stops reading so the sender's socket fills up, like a link that
  *   loses every packet one way and TCP retransmits in vain) and the other direction flows.
  *   Healing delivers what was held, as TCP would after the link comes back, unless the
- *   endpoints gave up on the connection first.
+ *   endpoints gave up on the connection first;
+ * - a delay: every chunk is delivered `delayMs` after it was read, in order (a slow link).
  * @module
  */
 import { connect, createServer } from "node:net";
@@ -30,13 +31,20 @@ export interface LinkState {
   readonly forward: boolean;
   /** Listener → dialer. */
   readonly backward: boolean;
+  /** Added latency per chunk, both directions, ms (0 or absent: none). */
+  readonly delayMs?: number;
 }
+
+/** Largest delay a link accepts, ms. */
+export const linkDelayMsMax = 10_000;
 
 interface Direction {
   readonly from: Socket;
   readonly to: Socket;
   held: Uint8Array[];
   heldBytes: number;
+  /** When the last delayed chunk is due (keeps delayed chunks in order). */
+  lastDueMs: number;
 }
 
 interface Pipe {
@@ -88,6 +96,8 @@ export class LinkProxy {
 
   /** Sets which directions carry bytes; see the module comment for what each means. */
   set(state: LinkState): void {
+    const delayMs = state.delayMs ?? 0;
+    assert(Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= linkDelayMsMax, `link delay ${delayMs} ms`);
     this.#state = state;
     if (!state.forward && !state.backward) {
       for (const pipe of this.#pipes) this.#close(pipe);
@@ -115,8 +125,8 @@ export class LinkProxy {
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     const pipe: Pipe = {
-      forward: { from: client, to: upstream, held: [], heldBytes: 0 },
-      backward: { from: upstream, to: client, held: [], heldBytes: 0 },
+      forward: { from: client, to: upstream, held: [], heldBytes: 0, lastDueMs: 0 },
+      backward: { from: upstream, to: client, held: [], heldBytes: 0, lastDueMs: 0 },
     };
     this.#pipes.add(pipe);
     this.#wire(pipe.forward, () => this.#state.forward);
@@ -131,13 +141,24 @@ export class LinkProxy {
   #wire(direction: Direction, open: () => boolean): void {
     direction.from.on("data", (chunk: Uint8Array) => {
       if (open() && direction.held.length === 0) {
-        direction.to.write(chunk);
+        const delayMs = this.#state.delayMs ?? 0;
+        if (delayMs === 0) direction.to.write(chunk);
+        else this.#later(direction, chunk, delayMs);
         return;
       }
       direction.held.push(chunk);
       direction.heldBytes += chunk.length;
       if (direction.heldBytes >= heldBytesMax) direction.from.pause();
     });
+  }
+
+  /** Delivers `chunk` after `delayMs`, never before a chunk read earlier. */
+  #later(direction: Direction, chunk: Uint8Array, delayMs: number): void {
+    const due = Math.max(performance.now() + delayMs, direction.lastDueMs);
+    direction.lastDueMs = due;
+    setTimeout(() => {
+      if (!direction.to.destroyed) direction.to.write(chunk);
+    }, due - performance.now());
   }
 
   #flush(direction: Direction): void {

@@ -18,7 +18,8 @@ operation, and injects one fault at a time for S seconds (default 60), chosen by
   kill       SIGKILL a replica (the primary 60% of the time), restart it 1-4 s later
   pause      SIGSTOP a replica (often the primary) for 1-4 s, then SIGCONT
   partition  isolate a replica both ways, or one way (it sends but receives nothing, or
-             the reverse), for 1-4 s
+             the reverse), or slow its links by 50-500 ms, or (5 replicas) cut two
+             replicas from the other three, for 1-4 s
   disk       fdatasync fails with EIO (the replica exits and is restarted), torn writes
              then SIGKILL mid-write, or bit flips in a stopped replica's settled journal
   clock      skew a replica's clock source by up to an hour either way for 1-4 s
