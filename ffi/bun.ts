@@ -16,7 +16,7 @@ import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./nativ
 import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
-  NativeBufferState, NativeMemoryRegistry, readEventfd,
+  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd,
 } from "./shared.ts";
 
 type Fn = (...args: any[]) => any;
@@ -96,6 +96,7 @@ export async function createBunNativeIo(): Promise<NativeIo> {
     close: (fd) => void check("close", call.close(fd), errno),
     pwrite: (fd, bytes, position) => check("pwrite", call.pwrite(fd, pointerOf(bytes), bytes.length, position), errno),
     pread: (fd, bytes, position) => check("pread", call.pread(fd, pointerOf(bytes), bytes.length, position), errno),
+    preadOffThread: preadOnPool,
     fdatasync: (fd) => void check("fdatasync", call.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", call.fsync(fd), errno),
     fileSize: (fd) => check("lseek", call.lseek(fd, 0, seekEnd), errno),

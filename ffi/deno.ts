@@ -23,6 +23,7 @@ type Fn = (...args: any[]) => any;
 type Pointer = object | null;
 
 interface SymbolDefinition {
+  name?: string;
   parameters: string[];
   result: string;
   nonblocking?: boolean;
@@ -60,6 +61,9 @@ const libcSymbols = {
   __errno_location: { parameters: [], result: "pointer" },
   // Runs on a Deno blocking thread and returns a Promise: the eventfd wait.
   read: { parameters: ["i32", "pointer", "usize"], result: "isize", nonblocking: true },
+  // The same pread(2), run by Deno on a blocking-task thread (Deno's node:fs knows only its
+  // own descriptors, so the Node/Bun route through fs.read is not open here).
+  pread_nonblocking: { name: "pread", parameters: ["i32", "buffer", "usize", "i64"], result: "isize", nonblocking: true },
 } satisfies Record<string, SymbolDefinition>;
 
 const shimSymbols = {
@@ -103,6 +107,12 @@ export function createDenoNativeIo(): NativeIo {
     // A "buffer" argument passes the view's own address, so native views keep their alignment.
     pwrite: (fd, bytes, position) => check("pwrite", Number(c.pwrite(fd, bytes, bytes.length, position)), errno),
     pread: (fd, bytes, position) => check("pread", Number(c.pread(fd, bytes, bytes.length, position)), errno),
+    async preadOffThread(fd, bytes, position) {
+      // errno of a nonblocking call is the worker thread's: a failure is reported as EIO.
+      const count = Number(await c.pread_nonblocking(fd, bytes, bytes.length, position));
+      if (count < 0) throw new IoError("pread", 5, "pread on a blocking-task thread failed");
+      return count;
+    },
     fdatasync: (fd) => void check("fdatasync", c.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", c.fsync(fd), errno),
     fileSize: (fd) => check("lseek", Number(c.lseek(fd, 0, seekEnd)), errno),

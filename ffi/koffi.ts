@@ -10,7 +10,7 @@ import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./nativ
 import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
-  NativeBufferState, NativeMemoryRegistry, readEventfd,
+  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd,
 } from "./shared.ts";
 
 type Fn = (...args: any[]) => any;
@@ -100,6 +100,7 @@ export function createKoffiNativeIo(): NativeIo {
     close: (fd) => void check("close", c.close(fd), errno),
     pwrite: (fd, bytes, position) => check("pwrite", c.pwrite(fd, pointerOf(bytes), bytes.length, position), errno),
     pread: (fd, bytes, position) => check("pread", c.pread(fd, pointerOf(bytes), bytes.length, position), errno),
+    preadOffThread: preadOnPool,
     fdatasync: (fd) => void check("fdatasync", c.fdatasync(fd), errno),
     fsync: (fd) => void check("fsync", c.fsync(fd), errno),
     fileSize: (fd) => check("lseek", c.lseek(fd, 0, seekEnd), errno),

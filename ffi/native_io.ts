@@ -110,6 +110,14 @@ export interface NativeIo {
   pwrite(fd: number, bytes: Uint8Array, position: number): number;
   /** pread(2) into `bytes`; returns the count read (0 at end of file). */
   pread(fd: number, bytes: Uint8Array, position: number): number;
+  /**
+   * pread(2) into `bytes` on a thread of the runtime's pool, so the copy out of the page
+   * cache does not hold the event loop; resolves to the count read (0 at end of file).
+   * `bytes` may be ordinary memory but must be large enough that the engine never moves it
+   * (ArrayBuffers of several KiB and more are off the JS heap) and untouched until it
+   * settles. For bulk reads (recovery's chunks).
+   */
+  preadOffThread(fd: number, bytes: Uint8Array, position: number): Promise<number>;
   /** fdatasync(2). */
   fdatasync(fd: number): void;
   /** fsync(2). */

@@ -97,6 +97,19 @@ export function readEventfd(eventfd: number, scratch: Uint8Array): Promise<void>
   });
 }
 
+/**
+ * pread(2) of a raw descriptor on the runtime's thread pool through node:fs (Node and Bun
+ * accept raw descriptors; Deno's node:fs does not, see deno.ts).
+ */
+export function preadOnPool(fd: number, bytes: Uint8Array, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, bytes, 0, bytes.length, position, (error, count) => {
+      if (error !== null) reject(new IoError("pread", Math.abs(error.errno ?? 5)));
+      else resolve(count);
+    });
+  });
+}
+
 /** Decodes `count` (tag, result) pairs written by chronon_ring_reap. */
 export function decodeCompletions(records: Int32Array, count: number): Completion[] {
   assert(count >= 0 && count * 2 <= records.length, "reap overflowed its record array");

@@ -79,6 +79,27 @@ for (const backend of backends) {
       assert.equal(await disk.exists(`${root}/missing`), false);
     });
 
+    withDisk("readInto fills the caller's buffer, small and bulk (over 1 MiB), short at end of file", async (disk, root) => {
+      const file = await disk.open(`${root}/big`, { create: true });
+      const data = new Uint8Array(3 * 1024 * 1024 + 77);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 5) & 0xff;
+      await file.write(0, [data], { sync: true });
+      if (file.readInto === undefined) {
+        await file.close();
+        return; // optional in the interface; every backend of this project has it
+      }
+      const small = new Uint8Array(100);
+      assert.equal(await file.readInto(12345, small), 100);
+      assert.deepEqual(small, data.subarray(12345, 12445));
+      const bulk = new Uint8Array(2 * 1024 * 1024);
+      assert.equal(await file.readInto(1024 * 1024 + 3, bulk), bulk.length);
+      assert.deepEqual(bulk, data.subarray(1024 * 1024 + 3, 3 * 1024 * 1024 + 3));
+      assert.equal(await file.readInto(data.length - 10, bulk), 10, "short at end of file");
+      assert.deepEqual(bulk.subarray(0, 10), data.subarray(data.length - 10));
+      assert.equal(await file.readInto(data.length + 5, small), 0);
+      await file.close();
+    });
+
     withDisk("buffers are written back to back and read back; reads past the end are short", async (disk, root) => {
       const file = await disk.open(`${root}/f`, { create: true });
       assert.equal(await file.size(), 0);

@@ -73,6 +73,24 @@ describe(`native io (${io.backend})`, () => {
     }
   });
 
+  test("preadOffThread reads into an ordinary buffer off the event loop; 0 at end of file; a bad descriptor rejects", async () => {
+    const fd = openNew();
+    try {
+      const data = new Uint8Array(3 * 1024 * 1024 + 5);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+      let written = 0;
+      while (written < data.length) written += io.pwrite(fd, data.subarray(written), written);
+      const target = new Uint8Array(2 * 1024 * 1024);
+      let done = 0;
+      while (done < target.length) done += await io.preadOffThread(fd, target.subarray(done), 1000 + done);
+      assert.deepEqual(target, data.subarray(1000, 1000 + target.length));
+      assert.equal(await io.preadOffThread(fd, target, data.length), 0, "end of file reads 0");
+    } finally {
+      io.close(fd);
+    }
+    await assert.rejects(io.preadOffThread(fd, new Uint8Array(1 << 20), 0), (e: unknown) => e instanceof IoError && e.operation === "pread");
+  });
+
   test("a failed call throws IoError with the errno name", () => {
     const fd = openNew();
     io.close(fd);

@@ -31,6 +31,9 @@ const stagingAlignment = 4096;
 /** Largest staging buffer a file keeps between calls (8 MiB); a bigger one is freed after use. */
 const stagingSizeKeepMax = 8 * 1024 * 1024;
 
+/** readInto of at least this many bytes (1 MiB) is a pread on a pool thread, not a ring read. */
+const bulkReadBytesMin = 1024 * 1024;
+
 /** Largest single ring entry (the kernel's length field is 32-bit; stay well under it). */
 const entryBytesMax = 1 << 30;
 
@@ -285,6 +288,23 @@ class NativeFile implements DiskFile {
       const fd = this.fd;
       assert(fd >= 0, "open file has a descriptor");
       if (target.length === 0) return 0;
+      if (target.length >= bulkReadBytesMin) {
+        // Bulk reads (recovery's chunks) go straight into the caller's buffer on a pool
+        // thread: through the ring they would need the staging copy, and a read of cached
+        // pages completes at submission, on the event-loop thread (together 0.4 s per GiB
+        // of the scan's main thread, measured).
+        let done = 0;
+        try {
+          while (done < target.length) {
+            const count = await this.#disk.io.preadOffThread(fd, done === 0 ? target : target.subarray(done), offset + done);
+            if (count === 0) break; // end of file
+            done += count;
+          }
+        } catch (error) {
+          throw diskError("read", this.path, error);
+        }
+        return done;
+      }
       // The kernel needs native memory: read into staging, then one copy into the caller's
       // (reused, already faulted-in) buffer.
       const staging = this.#stagingFor(target.length).bytes.subarray(0, target.length);
