@@ -282,7 +282,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
 export function formatSummary(s: ChaosSummary): string {
   const lines: string[] = [];
   lines.push(`chronon chaos: seed ${s.seed}, ${s.replicas} replicas, ${s.workload}, nemesis ${s.nemesis.join(",")}, ${s.durationS} s`);
-  lines.push(`  operations    ok ${s.operations.ok}  fail ${s.operations.fail}  info (unknown) ${s.operations.info}${s.operations.rejected === undefined ? "" : `  rejected ${s.operations.rejected}`}`);
+  lines.push(`  operations    ok ${s.operations.ok}  fail ${s.operations.fail}  info (unknown) ${s.operations.info}${s.operations.rejected === undefined ? "" : `  rejected ${s.operations.rejected}`}${s.workload === "kv" ? " (final reads included)" : ""}`);
   lines.push(`  latency ms    p50 ${s.latencyMs.p50}  p90 ${s.latencyMs.p90}  p99 ${s.latencyMs.p99}  max ${s.latencyMs.max}`);
   lines.push(`  faults        ${Object.entries(s.faultCounts).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}; ${s.restartsAfterCrash} restarts after a crash, ${s.bitFlips} bits flipped`);
   for (const f of s.faults) lines.push(`    ${(f.startMs / 1000).toFixed(1).padStart(6)}-${(f.endMs / 1000).toFixed(1).padStart(6)} s  ${f.kind}: ${f.detail}`);
