@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeSlow, decodeValue, encodeOkReplyValue, encodeSlow, encodeValue } from "../src/app/value_codec.ts";
+import { decodeSlow, decodeValue, encodeOkReplyValue, encodeSlow, encodeValue, encodeValueReusing } from "../src/app/value_codec.ts";
 
 /** sfc32-free tiny PRNG (mulberry32): the test must be replayable from its seed. */
 function prng(seed: number): () => number {
@@ -171,5 +171,26 @@ describe("value codec: the spliced ok reply", () => {
       const effects = i % 3 === 0 ? [] : ["0123456789abcdef0123456789abcdef", "x"];
       assert.deepEqual(encodeOkReplyValue(value, effects), new Uint8Array(encodeSlow({ ok: true, value, effects })), `value ${i}`);
     }
+  });
+});
+
+describe("value codec: reusing an object's encoding", () => {
+  test("encodeValueReusing writes the bytes encodeValue writes, wherever and however often the object appears", () => {
+    const notice = { from: "a", to: "b", amount: 12, op: 7, tags: new Set(["x"]), nested: [1, { deep: new Uint8Array([1, 2]) }] };
+    const bytes = encodeValue(notice);
+    const values: unknown[] = [
+      { kind: "http", url: "http://x/y", method: "POST", headers: {}, body: notice, timeoutMs: 10_000 },
+      [notice, notice, { again: notice }],
+      new Map<unknown, unknown>([["k", notice], [notice, 1]]),
+      notice,
+      { other: { ...notice } },
+      { big: 1.5, n: 2n ** 60n, notice },
+    ];
+    for (const value of values) assert.deepEqual(encodeValueReusing(value, notice, bytes), encodeValue(value));
+    // The reused bytes are used as given: proof that the object is not walked again.
+    const marker = encodeValue("marker");
+    assert.deepEqual(decodeValue(encodeValueReusing({ body: notice }, notice, marker)), { body: "marker" });
+    // And the next plain encode does not reuse anything.
+    assert.deepEqual(encodeValue({ body: notice }), encodeSlow({ body: notice }));
   });
 });

@@ -126,6 +126,18 @@ export function encodeValue(value: unknown): Uint8Array {
   return encodeFast(value, encodeScalar) ?? encodeSlow(value);
 }
 
+/**
+ * `encodeValue(value)`, where `reused` (an object inside `value`, by identity) is written
+ * as `reusedBytes`, its encoding made a moment ago by `encodeValue(reused)`: the same
+ * bytes without walking it again. The kernel uses it for a payload that one apply hands
+ * to two effects (a channel entry and a webhook body). Nothing runs between the two
+ * encodes but the encoder, so the bytes are those of the object as the first encode saw
+ * it (only a getter that changes its own object while being read could tell).
+ */
+export function encodeValueReusing(value: unknown, reused: object, reusedBytes: Uint8Array): Uint8Array {
+  return encodeFast(value, encodeScalar, reused, reusedBytes) ?? encodeSlow(value);
+}
+
 const okValuePrefix = new Uint8Array([0xa3, 0x62, 0x6f, 0x6b, 0xf5, 0x65, 0x76, 0x61, 0x6c, 0x75, 0x65]);
 const effectsKey = new Uint8Array([0x67, 0x65, 0x66, 0x66, 0x65, 0x63, 0x74, 0x73]);
 

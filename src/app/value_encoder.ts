@@ -32,6 +32,9 @@ type ScalarEncoder = (value: number | bigint) => Uint8Array;
 class Writer {
   bytes = new Uint8Array(4096);
   position = 0;
+  /** An object whose encoding is known (`reusedBytes`): written as those bytes when met. */
+  reused: object | null = null;
+  reusedBytes: Uint8Array | null = null;
 
   constructor(readonly scalar: ScalarEncoder) {}
 
@@ -158,6 +161,10 @@ class Writer {
       return;
     }
     if (depth >= fastDepthMax) throw giveUp;
+    if (value === this.reused) {
+      this.raw(this.reusedBytes!);
+      return;
+    }
     if (value instanceof Uint8Array) {
       this.head(0x40, value.length);
       this.raw(value);
@@ -240,9 +247,11 @@ export function encodeFastSpliced(prefix: Uint8Array, first: unknown, middle: Ui
  * Uint8Array of exactly the encoded size (in slab memory when small). `scalar` encodes
  * one float or bigint the way the cborg path would.
  */
-export function encodeFast(value: unknown, scalar: ScalarEncoder): Uint8Array | null {
+export function encodeFast(value: unknown, scalar: ScalarEncoder, reused: object | null = null, reusedBytes: Uint8Array | null = null): Uint8Array | null {
   const writer = acquire(scalar);
   try {
+    writer.reused = reused;
+    writer.reusedBytes = reusedBytes;
     writer.value(value, 0);
     return result(writer);
   } catch (error) {
@@ -263,6 +272,8 @@ function acquire(scalar: ScalarEncoder): Writer {
 }
 
 function release(writer: Writer): void {
+  writer.reused = null;
+  writer.reusedBytes = null;
   if (writer !== shared) return;
   sharedBusy = false;
   if (writer.bytes.length > bufferSizeKeep) writer.bytes = new Uint8Array(4096);

@@ -19,7 +19,7 @@
 import type { App, ApplyContext, ApplyResult, EffectResult, Event, EventHeader } from "../app/app.ts";
 import type { Effect } from "../app/effects.ts";
 import { seededFromChecksum } from "../app/random.ts";
-import { decodeValue, encodeOkReplyValue, encodeValue } from "../app/value_codec.ts";
+import { decodeValue, encodeOkReplyValue, encodeValue, encodeValueReusing } from "../app/value_codec.ts";
 import {
   effectResultFields,
   effectResultsFlat,
@@ -332,6 +332,10 @@ export class Executor implements StateMachine {
     if (effects.length === 0) return null;
     const plan: EffectPlan = { outbox: [], emits: [], schedules: [], ids: [] };
     let newChannels = 0;
+    // The last emitted payload object and its bytes: a webhook that carries the same
+    // object (a common pattern: notify a channel and a URL) reuses its encoding.
+    let payload: object | null = null;
+    let payloadEncoded: Uint8Array | null = null;
     for (let index = 0; index < effects.length; index++) {
       const effect: unknown = effects[index];
       validateEffect(effect, index);
@@ -340,6 +344,10 @@ export class Executor implements StateMachine {
       switch (effect.kind) {
         case "emit": {
           const payloadBytes = encodeValue(effect.payload);
+          if (typeof effect.payload === "object" && effect.payload !== null) {
+            payload = effect.payload;
+            payloadEncoded = payloadBytes;
+          }
           if (payloadBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: emit payload of ${payloadBytes.length} bytes exceeds ${limits.effectSizeMax}`);
           }
@@ -356,7 +364,7 @@ export class Executor implements StateMachine {
           break;
         }
         default: {
-          const effectBytes = encodeValue(effect);
+          const effectBytes = payload === null ? encodeValue(effect) : encodeValueReusing(effect, payload, payloadEncoded!);
           if (effectBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: ${effectBytes.length} bytes exceed ${limits.effectSizeMax}`);
           }
