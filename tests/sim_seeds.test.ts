@@ -40,6 +40,8 @@ const regressions: readonly { seed: number; requests: number; bug: string }[] = 
   { seed: 149893223946938, requests: 1000, bug: "a lost-disk replica voted after catching up to a stale commit and helped lose a committed op" },
   { seed: 2501728565686, requests: 1000, bug: "a nack-truncation onto ops without headers, then a start_view header suffix cut at a corrupt entry" },
   { seed: 15202993707712, requests: 1000, bug: "a replica bound by a do_view_change the others never acted on stayed in view change" },
+  { seed: 77509444023419, requests: 1000, bug: "a restarted replica wrote a superblock commit below the one on disk (the node stops on that)" },
+  { seed: 147351464545029, requests: 1000, bug: "a replica wrote an unpromised view to its superblock, then rejoined an older view (view on disk went back)" },
 ];
 
 const regressions5: readonly { seed: number; requests: number; bug: string }[] = [

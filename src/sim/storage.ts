@@ -157,9 +157,19 @@ export class SimStorage {
         return { ok: true };
       case "read_entry":
         return { ok: true, entry: this.read(action.op) };
-      case "write_superblock":
+      case "write_superblock": {
+        // The real superblock refuses these (src/storage/superblock.ts): a replica that
+        // asks for them has a bug, and the simulator must say so as the node would.
+        const previous = this.superblock;
+        if (previous !== null) {
+          const next = action.superblock;
+          assert(next.view >= previous.view, `replica ${this.replica}: superblock view goes back ${previous.view} -> ${next.view}`);
+          assert(next.commit >= previous.commit, `replica ${this.replica}: superblock commit goes back ${previous.commit} -> ${next.commit}`);
+          assert(next.checkpointOp >= previous.checkpointOp, `replica ${this.replica}: superblock checkpoint goes back`);
+        }
         this.superblock = { ...action.superblock };
         return { ok: true };
+      }
       case "write_checkpoint":
         this.checkpoints = this.checkpoints.filter((c) => c.op !== action.op);
         this.checkpoints.push({ op: action.op, bytes: action.checkpoint.slice() });

@@ -101,6 +101,10 @@ export class Replica implements ReplicaCore {
   #logViewDurable: number;
   /** The op the current view's log started from (all of it must be durable before `#logViewDurable` moves up). */
   #logViewStartOp = 0;
+  /** The highest commit any superblock write carried (the persisted commit never goes back). */
+  #commitWritten: number;
+  /** The view the last superblock write carried (never goes back; see #writeSuperblock). */
+  #viewWritten: number;
   /** The log after the latest checkpoint. */
   #log: LogWindow;
   /** Highest op applied to the state machine (all replicas). Invariant: commitMin ≤ commitMax. */
@@ -194,6 +198,8 @@ export class Replica implements ReplicaCore {
     this.#view = sb.view;
     this.#logView = sb.logView;
     this.#logViewDurable = sb.logView;
+    this.#commitWritten = sb.commit;
+    this.#viewWritten = sb.view;
     this.#superblockDurable = sb;
     this.#dvcViewMax = sb.view;
 
@@ -981,7 +987,7 @@ export class Replica implements ReplicaCore {
     if (this.#superblockDurable.view < this.#view) {
       if (this.#superblockViewWriting < this.#view) {
         this.#superblockViewWriting = this.#view;
-        this.#writeSuperblock();
+        this.#writeSuperblock(true);
       }
       return;
     }
@@ -1382,14 +1388,32 @@ export class Replica implements ReplicaCore {
   #commitDurable(): number {
     let commit = Math.max(this.#commitMin, this.#checkpointOp);
     if (this.#logViewDurable === this.#logView) commit = Math.max(commit, Math.min(this.#commitMax, this.#durableHead()));
-    return commit;
+    // Never below a commit already written: the journal's entries up to it were the
+    // committed ones when it was written, and committed entries are never replaced (every
+    // later view's log holds them). After a restart the applied commit starts at the
+    // checkpoint, and a faulty entry can hold the durable head below it.
+    this.#commitWritten = Math.max(this.#commitWritten, commit);
+    return this.#commitWritten;
   }
 
-  #writeSuperblock(): void {
+  /**
+   * Persists the replica's metadata. The view goes to disk only as a promise (about to
+   * send do_view_change: `promise`) or as the view this replica is normal in; otherwise
+   * (a view change it has not promised, a newer view it only heard of) the last view
+   * written stays, because such a replica may still rejoin an older working view, and a
+   * view on disk never goes back.
+   */
+  #writeSuperblock(promise = false): void {
     assert(this.#logView <= this.#view, "logView ≤ view");
     assert(this.#logViewDurable <= this.#logView, "the durable log_view trails the in-memory one");
+    const view = promise || this.#status === "normal" ? this.#view : this.#viewWritten;
+    assert(view >= this.#viewWritten, `superblock view goes back ${this.#viewWritten} -> ${view}`);
+    this.#viewWritten = view;
+    // A promise on its way to disk binds like a sent one: after a restart the view on disk
+    // is taken as promised, so the replica must not rejoin an older view meanwhile.
+    if (promise) this.#dvcViewMax = Math.max(this.#dvcViewMax, view);
     const superblock: SuperblockState = {
-      view: this.#view,
+      view,
       logView: this.#logViewDurable,
       commit: this.#commitDurable(),
       checkpointOp: this.#checkpointOp,
