@@ -160,6 +160,8 @@ export class SimStorage {
       case "write_superblock": {
         // The real superblock refuses these (src/storage/superblock.ts): a replica that
         // asks for them has a bug, and the simulator must say so as the node would.
+        const sb = action.superblock;
+        assert(sb.logView <= sb.view && sb.checkpointOp <= sb.commit, `replica ${this.replica}: superblock fields out of order`);
         const previous = this.superblock;
         if (previous !== null) {
           const next = action.superblock;
