@@ -104,6 +104,9 @@ export class Client<A = AnyApp> {
   /** Binary connections in use, by address (acquired on first use, released by close()). */
   private readonly connections = new Map<string, import("./binary_transport.ts").BinaryConnection>();
   private transport: typeof import("./binary_transport.ts") | null = null;
+  /** True on Node when no fetch was given: HTTP goes through node:http, not undici. */
+  private readonly nodeHttp: boolean;
+  private nodeTransport: typeof import("./node_http.ts") | null = null;
 
   constructor(options: ClientOptions) {
     if (options.addresses.length === 0) throw new RangeError("Client: at least one address is required");
@@ -115,6 +118,9 @@ export class Client<A = AnyApp> {
     if (this.addresses.some((address) => address.startsWith("chronon://") !== this.binary)) {
       throw new RangeError("Client: addresses must all be HTTP or all chronon:// (binary protocol)");
     }
+    // On Node, without a fetch of the caller's, node:http is used (src/client/node_http.ts).
+    const runtime = globalThis as { process?: { versions?: { node?: string } }; Bun?: unknown; Deno?: unknown };
+    this.nodeHttp = options.fetch === undefined && runtime.process?.versions?.node !== undefined && runtime.Bun === undefined && runtime.Deno === undefined;
     const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.options = {
       token: options.token ?? null,
@@ -318,21 +324,14 @@ export class Client<A = AnyApp> {
   /** One HTTP attempt against the believed primary, bounded by timeoutMs and the deadline. */
   private async attemptHttp(path: string, body: unknown, deadline: number): Promise<Attempt> {
     const url = this.primary + path;
-    const controller = new AbortController();
     const timeoutMs = Math.max(1, Math.min(this.options.timeoutMs, deadline - Date.now()));
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
     const headers: Record<string, string> = { "content-type": "application/cbor", accept: "application/cbor" };
     if (this.options.token !== null) headers.authorization = `Bearer ${this.options.token}`;
     try {
-      const response = await this.options.fetch(url, {
-        method: "POST",
-        headers,
-        body: encodeValue(body) as Uint8Array<ArrayBuffer>,
-        signal: controller.signal,
-      });
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      const type = (response.headers.get("content-type") ?? "").split(";")[0]!.trim();
-      if (response.ok) {
+      const answer = this.nodeHttp ? await this.postNode(url, headers, encodeValue(body), timeoutMs) : await this.postFetch(url, headers, encodeValue(body), timeoutMs);
+      const { bytes, status } = answer;
+      const type = answer.contentType;
+      if (status >= 200 && status < 300) {
         if (type !== "application/cbor") return { kind: "lost", message: `${url}: unexpected content type ${type}` };
         this.hintsFollowed = 0;
         return { kind: "ok", value: decodeValue(bytes) };
@@ -350,9 +349,26 @@ export class Client<A = AnyApp> {
         }
       }
       // A proxy's error page or similar: the request may have reached the cluster.
-      return { kind: "lost", message: `${url}: HTTP ${response.status}` };
+      return { kind: "lost", message: `${url}: HTTP ${status}` };
     } catch (error) {
       return { kind: "lost", message: `${url}: ${(error as Error).message}` };
+    }
+  }
+
+  private async postNode(url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<{ status: number; contentType: string; bytes: Uint8Array }> {
+    // A literal dynamic import: only Node loads node:http.
+    const transport = this.nodeTransport ??= await import("./node_http.ts");
+    return await transport.post(url, headers, body, timeoutMs);
+  }
+
+  private async postFetch(url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<{ status: number; contentType: string; bytes: Uint8Array }> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      const response = await this.options.fetch(url, { method: "POST", headers, body: body as Uint8Array<ArrayBuffer>, signal: controller.signal });
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const contentType = (response.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+      return { status: response.status, contentType, bytes };
     } finally {
       clearTimeout(timer);
     }
