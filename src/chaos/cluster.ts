@@ -19,6 +19,9 @@ import process from "node:process";
 import { assert } from "../assert.ts";
 import { sameRuntimeCommand } from "../cli/commands/storage_common.ts";
 import { testFaultsEnv } from "../node/test_faults.ts";
+import { parseClusterId } from "../storage/cluster_id.ts";
+import { formatDataDir } from "../storage/data_dir.ts";
+import { PortableDisk } from "../storage/disk_portable.ts";
 import { LinkProxy } from "./proxy.ts";
 import type { LinkState } from "./proxy.ts";
 
@@ -150,6 +153,17 @@ export class ChaosCluster {
       }, null, 2));
       writeFileSync(join(options.dir, `faults-${i}.json`), JSON.stringify(controlOff));
     }
+    // Every data dir is formatted before any replica starts, as an operator would: a
+    // replica started with --format after a quorum has committed is (rightly) refused by
+    // `chronon start` as a replaced disk.
+    const disk = new PortableDisk();
+    try {
+      for (let i = 0; i < n; i++) {
+        await formatDataDir(disk, join(options.dir, `replica-${i}`), { cluster: parseClusterId(cluster), replica: i, replicaCount: n });
+      }
+    } finally {
+      await disk.close();
+    }
     return new ChaosCluster(options, token, apiPorts.map((p) => `http://127.0.0.1:${p}`), proxies);
   }
 
@@ -158,7 +172,8 @@ export class ChaosCluster {
     const slot = this.#slot(index);
     assert(slot.child === null, `replica ${index} is already running`);
     const args = ["start", "--config", join(this.dir, `cluster-${index}.json`), "--replica", String(index), "--app", this.#appPath];
-    if (!existsSync(join(this.dir, `replica-${index}`, "identity"))) args.push("--format");
+    // Formatted in create(); a data dir without its identity would be a lost disk.
+    if (!existsSync(join(this.dir, `replica-${index}`, "identity"))) args.push("--replace");
     const { command, args: full, cwd } = sameRuntimeCommand(args);
     const child = spawn(command, full, {
       cwd,
