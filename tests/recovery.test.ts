@@ -289,4 +289,17 @@ describe("data dir refusals on a real disk", () => {
     assert.deepEqual(damaged.headChecksum, entries[1799]!.header.subarray(0, 16));
     for (const segment of damaged.segments) await segment.file.close();
   });
+
+  test("progress reports bytes verified: never decreasing, never past the total, and (total, total) exactly once at the end", async () => {
+    const { disk } = await written(1800, 4000);
+    const calls: [number, number][] = [];
+    const chunkSize = 2 * (entryHeaderSize + entryBodySizeMax);
+    const result = await recoverJournal(disk, "/d/journal", { cluster, commit: 0, readOnly: true, chunkSize, progress: (done, total) => calls.push([done, total]) });
+    const total = result.segments.reduce((sum, segment) => sum + segment.size, 0);
+    assert.ok(calls.length > 1000);
+    for (let i = 1; i < calls.length; i++) assert.ok(calls[i]![0] >= calls[i - 1]![0] && calls[i]![0] <= calls[i]![1] && calls[i]![1] === total);
+    assert.deepEqual(calls[calls.length - 1], [total, total]);
+    assert.equal(calls.filter(([done]) => done === total).length, 1);
+    for (const segment of result.segments) await segment.file.close();
+  });
 });

@@ -182,6 +182,7 @@ class Scan {
       await this.#scanSegment(segment, size, i === files.length - 1);
     }
     await this.#finish();
+    this.#options.progress?.(this.#bytesTotal, this.#bytesTotal); // the last line: done
     // Removed only once everything else checked out: a refused data dir stays untouched.
     for (const { path } of voided) {
       this.discarded.push(path);
@@ -281,7 +282,7 @@ class Scan {
     }
     let position = Math.min(segmentHeaderSize, fileSize);
     while (position < fileSize) {
-      this.#progress(reader, segment);
+      this.#progress(position);
       const bytes = reader.viewNow(position, entryHeaderSize) ?? await reader.view(position, entryHeaderSize);
       const problem = bytes === null ? "short" : verifyHeader(bytes);
       // Views, not copies: the chunk stays intact while this entry is handled (the reader
@@ -477,10 +478,11 @@ class Scan {
     await segment.file.truncate(offset);
   }
 
-  #progress(reader: SegmentReader, segment: SegmentState): void {
+  /** Reports the bytes verified so far: earlier segments plus `position` in this one. */
+  #progress(position: number): void {
     const progress = this.#options.progress;
     if (progress === undefined) return;
-    progress(this.bytesScanned + reader.bytesRead, this.#bytesTotal);
-    void segment;
+    // (Not the bytes read: the read-ahead runs up to a chunk in front of the scan.)
+    progress(Math.min(this.bytesScanned + position, this.#bytesTotal), this.#bytesTotal);
   }
 }

@@ -61,11 +61,13 @@ const progressBytesMin = 64 * 1024 * 1024;
 export function ttyProgress(label: string): ((done: number, total: number) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;
+  let finished = false;
   return (done, total) => {
-    if (total < progressBytesMin) return; // short scans finish before a line is worth drawing
+    if (total < progressBytesMin || finished) return; // short scans finish before a line is worth drawing
     const now = Date.now();
     if (now - last < 200 && done < total) return;
     last = now;
+    finished = done >= total;
     const mib = (n: number) => (n / 1048576).toFixed(0);
     process.stderr.write(`\r${label}: ${mib(done)} / ${mib(total)} MiB${done >= total ? "\n" : ""}`);
   };
