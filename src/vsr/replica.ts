@@ -393,8 +393,9 @@ export class Replica implements ReplicaCore {
       this.#reply(request.token, { error: "busy", message: "request queue full" });
       return;
     }
+    // Prepared at the next ready(): every request that arrives in one driver turn goes
+    // into as few prepares as the pipeline allows.
     this.#queue.push({ ...request, operation });
-    this.#prepareQueued();
   }
 
   /** A read-only query: `stale` answers at once, `linearizable` after a quorum round. */
@@ -471,8 +472,14 @@ export class Replica implements ReplicaCore {
     this.#afterProgress();
   }
 
-  /** Takes everything to do since the last call (see replica_api.ts for the order). */
+  /**
+   * Takes everything to do since the last call (see replica_api.ts for the order). First
+   * it prepares the requests queued since the last call, in batches, and sends one
+   * coalesced prepare_ok: a driver that calls it once per turn batches by itself.
+   */
   ready(): Ready {
+    this.#prepareQueued();
+    this.#flushPrepareOk();
     const out: Ready = { storage: this.#storage, messages: this.#messages, replies: this.#replies };
     this.#storage = [];
     this.#messages = [];
@@ -566,6 +573,8 @@ export class Replica implements ReplicaCore {
 
   #onPrepare(m: Message & { kind: "prepare" }): void {
     if (!this.#fromCurrentPrimary(m)) return;
+    const durableBefore = this.#durableHead();
+    let last = 0;
     for (const entry of m.entries) {
       const header = decodeHeader(entry.header);
       if (!verifyBody(header, entry.body) || !checksumEqual(header.cluster, this.config.cluster)) {
@@ -573,9 +582,12 @@ export class Replica implements ReplicaCore {
         return;
       }
       this.#acceptAuthoritative(entry.header, entry.body);
+      last = header.op;
     }
     this.#afterProgress();
-    this.#sendPrepareOk();
+    // Nothing new (a retransmission): the primary missed our acknowledgement, repeat it.
+    // New entries are acknowledged once durable, one prepare_ok per ready().
+    if (last <= durableBefore) this.#ackDue = "always";
   }
 
   /** Takes an entry the current view's primary vouches for. */
@@ -794,9 +806,22 @@ export class Replica implements ReplicaCore {
   readonly #faultyHoles = new Set<number>();
 
   #lastAckSent = -1;
+  /**
+   * A prepare_ok to send at the next ready(): "changed" when the durable head moved,
+   * "always" to repeat it. Coalescing them gives one acknowledgement per driver turn
+   * instead of one per entry that becomes durable.
+   */
+  #ackDue: "none" | "changed" | "always" = "none";
   #sendPrepareOkIfNew(): void {
+    if (this.#ackDue === "none") this.#ackDue = "changed";
+  }
+
+  #flushPrepareOk(): void {
+    const due = this.#ackDue;
+    this.#ackDue = "none";
+    if (due === "none" || this.#status !== "normal" || this.#isPrimary()) return;
     const head = this.#durableHead();
-    if (head !== this.#lastAckSent) {
+    if (due === "always" || head !== this.#lastAckSent) {
       this.#lastAckSent = head;
       this.#sendPrepareOk();
     }
