@@ -7,6 +7,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LinkProxy } from "../src/chaos/proxy.ts";
+import { ChannelFollower } from "../src/chaos/channel_follower.ts";
+import { createServer as createHttpServer } from "node:http";
 import { faultyDisk } from "../src/chaos/disk_faults.ts";
 import type { DiskFaultSettings } from "../src/chaos/disk_faults.ts";
 import { findLostWrites, percentile, unavailabilityByKind } from "../src/chaos/checks.ts";
@@ -300,5 +302,43 @@ describe("chaos history", () => {
     assert.equal(percentile([5, 1, 3, 2, 4], 50), 3);
     assert.equal(percentile([5, 1, 3, 2, 4], 100), 5);
     assert.ok(Number.isNaN(percentile([], 50)));
+  });
+});
+
+describe("chaos channel follower", () => {
+  test("follows a channel past its retention, from any replica that answers, and counts what it missed", async () => {
+    // A channel of `seq → op seq*10` that keeps only its latest 5 entries.
+    let next = 0;
+    const retention = 5;
+    const server = createHttpServer((request, response) => {
+      const url = new URL(request.url ?? "/", "http://x");
+      const cursor = Number(url.searchParams.get("cursor"));
+      const limit = Number(url.searchParams.get("limit"));
+      const first = Math.max(0, next - retention);
+      const from = Math.max(cursor, first);
+      const entries = [];
+      for (let seq = from; seq < Math.min(next, from + limit); seq++) entries.push({ seq, payload: { op: seq * 10 } });
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ entries, first, next: from + entries.length, missed: Math.max(0, first - cursor) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    // The first "replica" refuses connections: the follower moves on to the next one.
+    const follower = new ChannelFollower(["http://127.0.0.1:1", `http://127.0.0.1:${address.port}`], "transfers");
+    try {
+      next = 4;
+      assert.equal(await follower.poll(), true);
+      next = 8;
+      assert.equal(await follower.poll(), true);
+      assert.deepEqual([...follower.ops].sort((a, b) => a - b), [0, 10, 20, 30, 40, 50, 60, 70]);
+      assert.equal(follower.missed, 0);
+      next = 20; // 8..14 dropped before the next read
+      assert.equal(await follower.poll(), true);
+      assert.equal(follower.missed, 7);
+      assert.equal(follower.ops.size, 13);
+      assert.ok(follower.ops.has(190));
+    } finally {
+      server.close();
+    }
   });
 });

@@ -13,6 +13,7 @@ import { check, kv, operationsFromEvents, writeKvEdn } from "../sim/lincheck/mod
 import { Prng } from "../sim/prng.ts";
 import { crashLines, findLostWrites, percentile, unavailabilityByKind } from "./checks.ts";
 import type { UnavailabilityWindow } from "./checks.ts";
+import { ChannelFollower } from "./channel_follower.ts";
 import { ChaosCluster } from "./cluster.ts";
 import { findPrimary, runNemesis, Supervisor } from "./nemesis.ts";
 import type { NemesisKind, NemesisReport } from "./nemesis.ts";
@@ -91,6 +92,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   let sink: WebhookSink | null = null;
   const verdicts: Verdict[] = [];
   const supervisor = new Supervisor();
+  let follower: ChannelFollower | null = null;
   try {
     if (options.workload === "bank") sink = await startWebhookSink();
     for (let i = 0; i < options.replicaCount; i++) cluster.launch(i);
@@ -99,6 +101,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     if (first === null) throw new Error(`no primary within 30 s of starting the cluster (logs in ${options.out})`);
     log(`${options.replicaCount} replicas up, replica ${first.replica} primary of view ${first.view}; ${options.workload} workload, ${options.clientCount} clients, nemesis ${options.nemesis.join(",")}, seed ${options.seed}`);
     if (sink !== null) await setUpBank(cluster.apiUrls, cluster.token, sink.url);
+    if (sink !== null) {
+      follower = new ChannelFollower(cluster.apiUrls, "transfers");
+      follower.start();
+    }
 
     const startedMs = performance.now();
     const nowMs = () => performance.now() - startedMs;
@@ -197,16 +203,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       });
     } else if (bank !== null && sink !== null && primary !== null) {
       writeFileSync(join(options.out, "history.jsonl"), bank.transfers.map((t) => JSON.stringify(t) + "\n").join(""));
-      const p = await findPrimary(cluster) ?? primary;
-      const committedOps = new Set<number>();
-      let cursor = 0;
-      for (let pages = 0; pages < 10_000; pages++) {
-        const response = await fetch(`${cluster.apiUrls[p.replica]}/v1/channels/transfers?cursor=${cursor}&limit=1000`, { signal: AbortSignal.timeout(5000) });
-        const page = await response.json() as { entries: { payload: { op: number } }[]; next: number };
-        for (const entry of page.entries) committedOps.add(entry.payload.op);
-        if (page.entries.length === 0 || page.next === cursor) break;
-        cursor = page.next;
-      }
+      const reader = follower!;
+      await reader.stop();
+      const caughtUp = await waitFor(30_000, async () => (await reader.poll()) ? true : null);
+      const committedOps = reader.ops;
+      verdicts.push({
+        name: "transfers channel read completely",
+        ok: caughtUp !== null && reader.missed === 0,
+        detail: `${committedOps.size} committed transfers followed during the run; ${reader.missed} dropped by retention before they were read${caughtUp === null ? "; no replica answered the last read" : ""}`,
+      });
       const { missing, doubled } = auditApplications(sink.applications().values(), committedOps);
       const admin = bankClient(cluster.apiUrls, cluster.token, 30_000);
       const total = await admin.query({ type: "total" }) as number;
@@ -272,6 +277,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     writeFileSync(join(options.out, "summary.txt"), formatSummary(summary));
     return summary;
   } finally {
+    await follower?.stop();
     await supervisor.stop();
     await cluster.close();
     await sink?.close();
