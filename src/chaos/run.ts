@@ -122,11 +122,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       if (s !== null) log(`${(nowMs() / 1000).toFixed(0).padStart(6)} s  ok ${s.ok}  fail ${s.fail}  info ${s.info}`);
     }, 10_000);
     let nemesis: NemesisReport;
+    let loadStoppedMs = Number.POSITIVE_INFINITY;
     try {
       nemesis = await runNemesis({ cluster, kinds: options.nemesis, seed: prng.next32(), nowMs, untilMs: options.durationS * 1000, log, supervisor });
       // The cluster is healed: keep the load on a little to see it serve again.
       await sleep(3000);
     } finally {
+      // Availability is judged under load only: the final reads come after a quiet spell
+      // (convergence), which is no stall. A stretch still open at the stop ends there.
+      loadStoppedMs = nowMs();
       stopWorkload();
       clearInterval(progress);
     }
@@ -266,7 +270,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       faultCounts,
       viewChangesAfterPrimaryKill: nemesis.viewChanges,
       views: { first: first.view, last: last?.view ?? -1 },
-      unavailability: unavailabilityByKind(stats.okAtMs, nemesis.faults).map((w) => ({ ...w, ms: Math.round(w.ms), fromMs: Math.round(w.fromMs) })),
+      unavailability: unavailabilityByKind([...stats.okAtMs.filter((t) => t <= loadStoppedMs), loadStoppedMs], nemesis.faults).map((w) => ({ ...w, ms: Math.round(w.ms), fromMs: Math.round(w.fromMs) })),
       restartsAfterCrash: supervisor.restarts,
       bitFlips: nemesis.bitFlips,
       verdicts,
