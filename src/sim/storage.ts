@@ -81,6 +81,8 @@ export class SimStorage {
   private pendingHead = 0;
   private lastCompletionAt = 0;
   private intact = true;
+  /** Ops the last recovery reported faulty and not rewritten since (the journal's fault index). */
+  private readonly faultyReported = new Set<number>();
   /** What happened to this disk. */
   readonly stats: StorageStats = { actions: 0, torn: 0, bitFlips: 0, misdirects: 0, lostDisks: 0 };
   /** Options in force (the liveness phase swaps in fault-free ones). */
@@ -136,6 +138,14 @@ export class SimStorage {
       case "write_entry":
       case "repair_entry": {
         assert(Number.isSafeInteger(action.op) && action.op > 0, `entry op ${action.op}`);
+        if (action.kind === "repair_entry") {
+          // The real journal repairs only an entry that fails verification (or is missing
+          // below the head) and refuses to overwrite a sound one: so must the simulator.
+          // (Like the real journal's index, an op recovery reported faulty stays faulty
+          // until rewritten, even if a second bit flip happened to undo the first.)
+          const held = this.slots.get(action.op);
+          assert(held === undefined || this.faultyReported.has(action.op) || !this.verify(action.op, held), `replica ${this.replica}: repair of op ${action.op}, which is not faulty (${held !== undefined && checksumEqual(held.header.subarray(0, 16), action.header.subarray(0, 16)) ? "same" : "another"} entry)`);
+        }
         const slot: Slot = { header: action.header.slice(), body: action.body.slice(), state: "written" };
         if (mayMisdirect && this.faulty && this.prng.chance(this.options.misdirectProbability)) {
           const others = [...this.slots.keys()].filter((op) => op !== action.op);
@@ -150,10 +160,12 @@ export class SimStorage {
           }
         }
         this.slots.set(action.op, slot);
+        this.faultyReported.delete(action.op);
         return { ok: true };
       }
       case "truncate":
         for (const op of [...this.slots.keys()]) if (op > action.op) this.slots.delete(op);
+        for (const op of [...this.faultyReported]) if (op > action.op) this.faultyReported.delete(op);
         return { ok: true };
       case "read_entry":
         return { ok: true, entry: this.read(action.op) };
@@ -283,10 +295,14 @@ export class SimStorage {
     }
     const headers: Uint8Array[] = [];
     const faultyOps: number[] = [];
+    this.faultyReported.clear();
     for (let op = base + 1; op <= head; op++) {
       const slot = this.slots.get(op);
       if (slot !== undefined && this.verify(op, slot)) headers.push(slot.header.slice());
-      else faultyOps.push(op);
+      else {
+        faultyOps.push(op);
+        this.faultyReported.add(op);
+      }
     }
     const intact = this.intact;
     return {

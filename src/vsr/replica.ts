@@ -601,7 +601,7 @@ export class Replica implements ReplicaCore {
     } else {
       if (slot !== undefined) this.#truncateAt(header.op);
       const fresh = this.#log.put(bytes, body, true);
-      if (body !== null && header.op <= this.#writtenOp) this.#writeSlot(fresh, "repair_entry");
+      if (body !== null && header.op <= this.#writtenOp) this.#writeCovered(fresh, slot);
     }
     const above = this.#log.get(header.op + 1);
     if (above !== undefined && !checksumEqual(above.header.parent, header.checksum)) this.#truncateAt(header.op + 1);
@@ -612,7 +612,7 @@ export class Replica implements ReplicaCore {
     assert(slot.body === null, "fill only a missing body");
     assert(verifyBody(slot.header, body), "filled body matches its header");
     slot.body = body;
-    if (!slot.durable && slot.writeId === null && slot.header.op <= this.#writtenOp) this.#writeSlot(slot, "repair_entry");
+    if (!slot.durable && slot.writeId === null && slot.header.op <= this.#writtenOp) this.#writeCovered(slot, slot);
   }
 
   /** Discards the log from `op` on (memory and disk): a divergent uncommitted suffix. */
@@ -623,6 +623,35 @@ export class Replica implements ReplicaCore {
       this.#writtenOp = op - 1;
       this.#action({ kind: "truncate", id: 0, op: op - 1 }, { kind: "other" });
     }
+  }
+
+  /**
+   * Puts a trusted entry (with its body) at an op the journal already covers
+   * (≤ `#writtenOp`). The journal repairs in place only a copy that fails verification; a
+   * sound copy of another entry is a stale entry of an older log, and since the journal
+   * chains every append, everything above it on disk is stale too: the disk is truncated
+   * there and the log rewritten from memory. `previous` is the slot this one replaces.
+   */
+  #writeCovered(slot: Slot, previous: Slot | undefined): void {
+    const op = slot.header.op;
+    assert(op <= this.#writtenOp && slot.body !== null && slot.trusted, "a covered write of a trusted entry");
+    if (previous !== undefined && previous.durable && checksumEqual(previous.header.checksum, slot.header.checksum)) {
+      slot.durable = true;
+      return;
+    }
+    if (this.#faultyHoles.has(op) || previous?.faulty === true) {
+      this.#writeSlot(slot, "repair_entry");
+      return;
+    }
+    this.#writtenOp = op - 1;
+    this.#action({ kind: "truncate", id: 0, op: op - 1 }, { kind: "other" });
+    for (const k of this.#log.ops()) {
+      if (k < op) continue;
+      const above = this.#log.get(k)!;
+      above.durable = false;
+      above.writeId = null;
+    }
+    this.#issueWrites();
   }
 
   #writeSlot(slot: Slot, kind: "write_entry" | "repair_entry"): void {
@@ -1073,7 +1102,8 @@ export class Replica implements ReplicaCore {
         const expected = this.#log.expectedChecksum(op);
         const slot = this.#log.get(op);
         if (expected !== null && (slot === undefined || !slot.trusted) && checksumEqual(expected, bytes.subarray(0, 16))) {
-          this.#log.put(bytes, slot !== undefined && checksumEqual(slot.header.checksum, expected) ? slot.body : null, true);
+          if (slot !== undefined && checksumEqual(slot.header.checksum, expected)) slot.trusted = true; // keeps its durability
+          else this.#log.put(bytes, null, true);
           this.#log.walkDown(op, this.#commitMin);
         }
       }
@@ -1274,8 +1304,14 @@ export class Replica implements ReplicaCore {
     } else {
       const expected = this.#log.expectedChecksum(header.op);
       if (expected === null || !checksumEqual(expected, header.checksum)) return;
-      const fresh = this.#log.put(m.entry.header, m.entry.body, true);
-      if (header.op <= this.#writtenOp) this.#writeSlot(fresh, "repair_entry");
+      if (slot !== undefined && checksumEqual(slot.header.checksum, header.checksum)) {
+        // The entry this replica holds, confirmed by the chain: keep it (and its durability).
+        slot.trusted = true;
+        if (slot.body === null) this.#fillBody(slot, m.entry.body);
+      } else {
+        const fresh = this.#log.put(m.entry.header, m.entry.body, true);
+        if (header.op <= this.#writtenOp) this.#writeCovered(fresh, slot);
+      }
       this.#log.walkDown(header.op, this.#commitMin);
     }
     this.#afterProgress();
