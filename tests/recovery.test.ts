@@ -266,6 +266,25 @@ describe("data dir refusals on a real disk", () => {
     }
   });
 
+  test("committed ops are absent, not faulty, when the checkpoint lies past the journal's end (a state transfer)", async () => {
+    // Found by chronon chaos: a replica killed after a state transfer, before its journal
+    // continued after the checkpoint, found every op up to the commit "missing" and its
+    // head faulty, and stopped at each restart.
+    const { disk, entries } = await written(5, 100);
+    const scan = async (checkpointOp: number) => {
+      const result = await recoverJournal(disk, "/d/journal", { cluster, commit: 20, checkpointOp, readOnly: true });
+      for (const segment of result.segments) await segment.file.close();
+      return { missing: [...result.opFaults.values()].filter((f) => f.kind === "missing").map((f) => f.op), head: result.headChecksum };
+    };
+    const all = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
+    assert.deepEqual((await scan(0)).missing, all);
+    assert.deepEqual((await scan(5)).missing, all, "a checkpoint inside the journal: the journal continued, so the ops must be there");
+    assert.deepEqual((await scan(15)).missing, [], "nothing after a transferred checkpoint was ever written here");
+    const covered = await scan(20);
+    assert.deepEqual(covered.missing, []);
+    assert.deepEqual(covered.head, entries[4]!.header.subarray(0, 16), "the head is sound: the log continues after the checkpoint");
+  });
+
   test("a scan over many reused chunk buffers verifies every entry and names faults in later chunks", async () => {
     // 1,800 entries of 4,128 bytes (7.4 MiB) through chunks of the smallest size (2 MiB +
     // 256 B, not a multiple of the entry size): entries straddle chunk ends, and the three

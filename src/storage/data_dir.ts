@@ -193,6 +193,7 @@ export async function openDataDir(disk: Disk, path: string, options: OpenOptions
       ...options,
       cluster: identity.cluster,
       commit: () => superblock.state.commit,
+      checkpointOp: () => superblock.state.checkpointOp,
     });
     return {
       path,

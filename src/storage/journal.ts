@@ -42,6 +42,12 @@ export interface JournalOptions {
   readonly cluster: Uint8Array;
   /** The superblock's commit, read when needed (recovery, truncateAfter). */
   readonly commit: () => number;
+  /**
+   * The superblock's checkpoint op (default 0): ops at or below it are covered by a durable
+   * checkpoint and need not be in the journal (released, or never written when the
+   * checkpoint came by state transfer).
+   */
+  readonly checkpointOp?: () => number;
   /** Open for inspection only: no truncation of a torn tail, no appends. */
   readonly readOnly?: boolean;
   /** Size past which a new segment is started. */
@@ -179,6 +185,7 @@ export class Journal {
     const recovery = await recoverJournal(disk, directory, {
       cluster: options.cluster,
       commit: options.commit(),
+      checkpointOp: options.checkpointOp?.() ?? 0,
       readOnly: options.readOnly ?? false,
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     });

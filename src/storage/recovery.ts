@@ -95,6 +95,12 @@ export interface RecoveryOptions {
   readonly cluster: Uint8Array;
   /** The superblock's commit: ops at or below it can never be a torn tail. */
   readonly commit: number;
+  /**
+   * The superblock's checkpoint op (default 0). When it lies past the journal's last op
+   * (a state transfer, before the log continued after it), the committed ops the journal
+   * lacks are absent, not faulty: nothing after the checkpoint was ever written here.
+   */
+  readonly checkpointOp?: number;
   /** Report a torn tail without truncating it (chronon inspect). */
   readonly readOnly: boolean;
   readonly chunkSize?: number;
@@ -459,7 +465,11 @@ class Scan {
         this.#resolveDamage(Math.max(first, commit) + 1);
       }
     }
-    if (this.tornTail === null && this.index.count > 0 && this.index.opMax < commit && last !== undefined) {
+    // A checkpoint past the journal's end came by state transfer: nothing after it was ever
+    // written here (the journal restarts after the checkpoint on the first append), so the
+    // ops up to the commit are absent, not faulty.
+    const checkpointPastEnd = (this.#options.checkpointOp ?? 0) > this.index.opMax;
+    if (this.tornTail === null && this.index.count > 0 && this.index.opMax < commit && last !== undefined && !checkpointPastEnd) {
       for (let op = this.index.opMax + 1; op <= commit; op++) {
         this.#fault({ op, kind: "missing", path: last.path, offset: -1, detail: `op ${op} is committed but the journal ends at op ${this.index.opMax}` }, last.number, -1);
       }
