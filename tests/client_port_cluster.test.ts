@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "../src/client/client.ts";
@@ -10,18 +9,7 @@ import { createReplica } from "../src/node/replica_factory.ts";
 import { startReplica } from "../src/node/replica_node.ts";
 import type { RunningReplica } from "../src/node/replica_node.ts";
 import kv from "../examples/kv.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../src/net/free_port.ts";
 
 test("a real 3-replica cluster answers the binary protocol on its client ports, hints included, like HTTP", async () => {
   const dir = mkdtempSync(join(tmpdir(), "chronon-client-port-"));

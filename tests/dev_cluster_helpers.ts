@@ -6,27 +6,17 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { runtimeName } from "../src/cli/runtime.ts";
+import { freePort } from "../src/net/free_port.ts";
+export { freePort };
 
 /** Repository root. */
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
 /** A free TCP port on 127.0.0.1 (released before it is returned: a small race, fine in tests). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A cluster file written to disk, with what clients need. */
 export interface TestCluster {

@@ -13,7 +13,6 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { assert } from "../assert.ts";
@@ -24,6 +23,7 @@ import { formatDataDir } from "../storage/data_dir.ts";
 import { PortableDisk } from "../storage/disk_portable.ts";
 import { LinkProxy } from "./proxy.ts";
 import type { LinkState } from "./proxy.ts";
+import { freePort } from "../net/free_port.ts";
 
 /** A replica's status as /v1/status reports it (the fields chaos reads). */
 export interface ReplicaStatusJson {
@@ -72,18 +72,6 @@ interface Slot {
   /** Exits nobody asked for (SIGKILL by the nemesis is asked for): their codes (null: a signal). */
   readonly unexpectedExitCodes: (number | null)[];
   lastExitCode: number | null;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A running chaos cluster. */

@@ -12,7 +12,6 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { closeSync, createWriteStream, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -24,6 +23,7 @@ import { runtimeName, runtimeVersion } from "../runtime.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
 import { assert } from "../../assert.ts";
 import { Client } from "../../client/client.ts";
+import { freePort } from "../../net/free_port.ts";
 
 /** Client protocol the load processes use. */
 type ClientProtocol = "http" | "binary";
@@ -158,18 +158,6 @@ export interface TrialFigures {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resident set (current, peak) of a process in bytes, from /proc; null when unreadable. */
 export function residentBytes(pid: number): { rss: number; hwm: number } | null {

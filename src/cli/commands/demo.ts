@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +12,7 @@ import { sameRuntimeCommand } from "./storage_common.ts";
 import { auditApplications, startWebhookSink } from "../demo/webhook_sink.ts";
 import { Client } from "../../client/client.ts";
 import { OutcomeUnknownError, RejectedError } from "../../client/errors.ts";
+import { freePort } from "../../net/free_port.ts";
 
 const usage = `chronon demo [--seconds S] [--clients C] [--keep]
 
@@ -36,18 +36,6 @@ interface ReplicaProcess {
   child: ChildProcess;
   index: number;
   exited: Promise<number | null>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,6 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -16,6 +15,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
+import { freePort } from "../../net/free_port.ts";
 
 const usage = `chronon dev --app APP.ts [--replicas 1|3|5] [--api-port P] [--keep]
 
@@ -33,18 +33,6 @@ replica and removes the temporary directory.
 const stopGraceMs = 5000;
 /** How long the cluster has to elect a primary before dev gives up. */
 const primaryWaitMs = 30_000;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
-}
 
 interface Replica {
   readonly index: number;
