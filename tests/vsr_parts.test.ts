@@ -1,6 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { checksum } from "../src/codec/checksum.ts";
+import { encodeEntry, rootEntry } from "../src/codec/entry_header.ts";
+import { LogWindow } from "../src/vsr/log.ts";
 import { ReadRounds } from "../src/vsr/read_rounds.ts";
 import { CheckpointTransfer } from "../src/vsr/state_transfer.ts";
 
@@ -72,5 +74,50 @@ describe("vsr state transfer", () => {
     const oversized = { op: 32, checksum: sum, size: 10, offset: 5, bytes: new Uint8Array(6) };
     assert.equal(t.accept(oversized).kind, "ignored", "beyond the announced size");
     assert.equal(t.accept(chunk(5, 10, 32)).kind, "complete");
+  });
+});
+
+describe("vsr log window", () => {
+  const cluster = new Uint8Array(16).fill(5);
+  /** Headers of ops 1..count chained from the root; `view` tells two logs apart. */
+  const chainOf = (count: number, view: number) => {
+    const headers: Uint8Array[] = [];
+    let parent = rootEntry(cluster).subarray(0, 16);
+    for (let op = 1; op <= count; op++) {
+      const header = encodeEntry({
+        parent, cluster, client: new Uint8Array(16), op, commit: 0, timestamp: op, view, request: op, operation: 16,
+      }, new Uint8Array([op]));
+      headers.push(header);
+      parent = header.subarray(0, 16);
+    }
+    return headers;
+  };
+
+  test("walking the chain down trusts matching slots and removes the first that does not match", () => {
+    const log = new LogWindow(rootEntry(cluster));
+    const good = chainOf(5, 1);
+    const other = chainOf(5, 2);
+    log.put(other[1]!, null, false); // op 2: a stale entry of another log
+    for (const op of [3, 4]) log.put(good[op - 1]!, null, false);
+    log.put(good[4]!, null, true);
+    assert.equal(log.walkDown(5, 0), 2, "op 2 does not chain under op 3");
+    assert.equal(log.get(2), undefined);
+    assert.deepEqual([3, 4].map((op) => log.get(op)?.trusted), [true, true]);
+  });
+
+  test("walking the chain down stops at a slot already trusted (no re-walk of the window per entry)", () => {
+    // The walk used to go on to the floor from every entry accepted; a replica catching up
+    // thousands of ops spent minutes in it. A trusted slot that chains was walked when it
+    // became trusted, so what lies below it is not this walk's business: here the stale op
+    // 1 under trusted op 2 stays (the old walk removed it).
+    const log = new LogWindow(rootEntry(cluster));
+    const good = chainOf(4, 1);
+    log.put(chainOf(1, 2)[0]!, null, false);
+    log.put(good[1]!, null, true);
+    log.put(good[2]!, null, false);
+    log.put(good[3]!, null, true);
+    assert.equal(log.walkDown(4, 0), null);
+    assert.equal(log.get(3)?.trusted, true);
+    assert.ok(log.get(1) !== undefined, "the walk stopped at trusted op 2");
   });
 });
