@@ -42,6 +42,9 @@ const regressions: readonly { seed: number; requests: number; bug: string }[] = 
   { seed: 15202993707712, requests: 1000, bug: "a replica bound by a do_view_change the others never acted on stayed in view change" },
   { seed: 77509444023419, requests: 1000, bug: "a restarted replica wrote a superblock commit below the one on disk (the node stops on that)" },
   { seed: 147351464545029, requests: 1000, bug: "a replica wrote an unpromised view to its superblock, then rejoined an older view (view on disk went back)" },
+  { seed: 199546124897187, requests: 1000, bug: "after a view change (partitions only), a replica appended an entry on top of a stale one its window had dropped: the journal's chain broke (chaos finding 8)" },
+  { seed: 273642369536910, requests: 1000, bug: "the same as 199546124897187 (chaos finding 8)" },
+  { seed: 142593730656507, requests: 1000, bug: "a replica appended after an entry recovery had found faulty, which the journal refuses (chaos finding 8)" },
 ];
 
 const regressions5: readonly { seed: number; requests: number; bug: string }[] = [

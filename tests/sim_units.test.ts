@@ -100,13 +100,15 @@ function entry(op: number, parent: Uint8Array): { header: Uint8Array; body: Uint
   return { header: encodeEntry({ parent, cluster, client: zero, op, commit: 0, timestamp: op, view: 1, request: 0, operation: 16 }, body), body };
 }
 
-function writeChain(storage: SimStorage, count: number, now: number): void {
+/** Submits ops 1..count, chained; returns the last one's checksum (the next parent). */
+function writeChain(storage: SimStorage, count: number, now: number): Uint8Array {
   let parent: Uint8Array = zero;
   for (let op = 1; op <= count; op++) {
     const e = entry(op, parent);
     parent = e.header.subarray(0, 16);
     storage.submit(now, { kind: "write_entry", id: op, op, header: e.header, body: e.body });
   }
+  return parent;
 }
 
 describe("storage", () => {
@@ -134,17 +136,41 @@ describe("storage", () => {
   test("a torn write at the tail is truncated by recovery; never reported as faulty", () => {
     for (let seed = 1; seed <= 20; seed++) {
       const storage = new SimStorage(0, cluster, { ...storageCalm, tornWriteProbability: 1 }, false, new Prng(seed));
-      writeChain(storage, 5, 0);
+      const parent = writeChain(storage, 5, 0);
       for (let d = storage.next(1); d !== undefined; d = storage.next(1)) { /* complete all */ }
-      let parent: Uint8Array = new Uint8Array(16);
       const e6 = entry(6, parent);
-      parent = e6.header.subarray(0, 16);
       storage.submit(1, { kind: "write_entry", id: 6, op: 6, header: e6.header, body: e6.body });
       storage.crash();
       const recovered = storage.recover();
       assert.deepEqual(recovered.faultyOps, []);
       assert.ok(recovered.headers.length === 5 || recovered.headers.length === 6);
     }
+  });
+  test("an append that does not chain after the entry held below it is a replica bug, as in the real journal", () => {
+    const storage = new SimStorage(0, cluster, storageCalm, false, new Prng(3));
+    writeChain(storage, 3, 0);
+    const stray = entry(4, new Uint8Array(16).fill(7));
+    storage.submit(0, { kind: "write_entry", id: 4, op: 4, header: stray.header, body: stray.body });
+    assert.throws(() => {
+      for (let d = storage.next(1); d !== undefined; d = storage.next(1)) { /* complete all */ }
+    }, /op 4 does not chain after op 3 held by the journal/);
+  });
+  test("an append after an entry recovery found faulty is a replica bug (the journal refuses it)", () => {
+    const storage = new SimStorage(0, cluster, storageCalm, true, new Prng(11));
+    const parent = writeChain(storage, 4, 0);
+    for (let d = storage.next(1); d !== undefined; d = storage.next(1)) { /* complete all */ }
+    let flipped = storage.flipBit();
+    while (flipped !== 4) {
+      // Rewrite until the head is the damaged one (the flip picks an op at random).
+      storage.submit(1, { kind: "truncate", id: 90, op: 0 });
+      writeChain(storage, 4, 1);
+      for (let d = storage.next(2); d !== undefined; d = storage.next(2)) { /* complete all */ }
+      flipped = storage.flipBit();
+    }
+    assert.deepEqual(storage.recover().faultyOps, [4]);
+    const next = entry(5, parent);
+    storage.submit(3, { kind: "write_entry", id: 5, op: 5, header: next.header, body: next.body });
+    assert.throws(() => storage.next(4), /append of op 5 after op 4, which recovery found faulty/);
   });
   test("bit flips are detected at recovery and on reads", () => {
     const storage = new SimStorage(0, cluster, storageCalm, true, new Prng(11));

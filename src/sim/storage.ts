@@ -83,6 +83,13 @@ export class SimStorage {
   private intact = true;
   /** Ops the last recovery reported faulty and not rewritten since (the journal's fault index). */
   private readonly faultyReported = new Set<number>();
+  /**
+   * What the real journal knows of each op it holds: the checksum of the entry written
+   * there (whatever bytes the disk holds now), or null for an op recovery found faulty.
+   * The real journal is one hash chain: an append must chain after the entry it holds
+   * below, and it refuses to append after a faulty entry; the simulator checks the same.
+   */
+  private readonly journalChecksums = new Map<number, Uint8Array | null>();
   /** What happened to this disk. */
   readonly stats: StorageStats = { actions: 0, torn: 0, bitFlips: 0, misdirects: 0, lostDisks: 0 };
   /** Options in force (the liveness phase swaps in fault-free ones). */
@@ -146,6 +153,8 @@ export class SimStorage {
           const held = this.slots.get(action.op);
           assert(held === undefined || this.faultyReported.has(action.op) || !this.verify(action.op, held), `replica ${this.replica}: repair of op ${action.op}, which is not faulty (${held !== undefined && checksumEqual(held.header.subarray(0, 16), action.header.subarray(0, 16)) ? "same" : "another"} entry)`);
         }
+        if (action.kind === "write_entry") this.checkAppend(action.op, action.header);
+        this.journalChecksums.set(action.op, action.header.slice(0, 16));
         const slot: Slot = { header: action.header.slice(), body: action.body.slice(), state: "written" };
         if (mayMisdirect && this.faulty && this.prng.chance(this.options.misdirectProbability)) {
           const others = [...this.slots.keys()].filter((op) => op !== action.op);
@@ -165,6 +174,7 @@ export class SimStorage {
       }
       case "truncate":
         for (const op of [...this.slots.keys()]) if (op > action.op) this.slots.delete(op);
+        for (const op of [...this.journalChecksums.keys()]) if (op > action.op) this.journalChecksums.delete(op);
         for (const op of [...this.faultyReported]) if (op > action.op) this.faultyReported.delete(op);
         return { ok: true };
       case "read_entry":
@@ -192,8 +202,21 @@ export class SimStorage {
         return { ok: true };
       case "release":
         for (const op of [...this.slots.keys()]) if (op < action.op) this.slots.delete(op);
+        for (const op of [...this.journalChecksums.keys()]) if (op < action.op) this.journalChecksums.delete(op);
         return { ok: true };
     }
+  }
+
+  /**
+   * The real journal's append rule (src/storage/journal.ts): the entry at `op` must name
+   * as its parent the entry held at `op - 1`, which must not be one recovery found faulty.
+   * (No entry held below: the journal restarts after a checkpoint, as the node's driver does.)
+   */
+  private checkAppend(op: number, header: Uint8Array): void {
+    const below = this.journalChecksums.get(op - 1);
+    if (below === undefined) return;
+    assert(below !== null, `replica ${this.replica}: append of op ${op} after op ${op - 1}, which recovery found faulty (the journal refuses: repair it first)`);
+    assert(checksumEqual(header.subarray(32, 48), below), `replica ${this.replica}: op ${op} does not chain after op ${op - 1} held by the journal`);
   }
 
   /** The verified entry at `op`, or null when it is missing or fails verification. */
@@ -242,6 +265,7 @@ export class SimStorage {
     assert(this.pendingCount === 0, "lose the disk of a crashed replica only");
     this.stats.lostDisks++;
     this.slots.clear();
+    this.journalChecksums.clear();
     this.superblock = null;
     this.checkpoints = [];
     this.intact = false;
@@ -296,12 +320,16 @@ export class SimStorage {
     const headers: Uint8Array[] = [];
     const faultyOps: number[] = [];
     this.faultyReported.clear();
+    this.journalChecksums.clear();
     for (let op = base + 1; op <= head; op++) {
       const slot = this.slots.get(op);
-      if (slot !== undefined && this.verify(op, slot)) headers.push(slot.header.slice());
-      else {
+      if (slot !== undefined && this.verify(op, slot)) {
+        headers.push(slot.header.slice());
+        this.journalChecksums.set(op, slot.header.slice(0, 16));
+      } else {
         faultyOps.push(op);
         this.faultyReported.add(op);
+        this.journalChecksums.set(op, null);
       }
     }
     const intact = this.intact;

@@ -120,6 +120,13 @@ export class Replica implements ReplicaCore {
   readonly #clients: ClientTable;
   /** Highest op issued to the disk contiguously (the disk's head). */
   #writtenOp: number;
+  /**
+   * What the journal holds (or will, once the actions handed over run) at each op above
+   * the anchor up to `#writtenOp`: the entry's checksum, or null for an op recovery found
+   * faulty. The journal is one hash chain and appends only after the entry an append
+   * chains from, so every write is checked against it (see #issueWrites).
+   */
+  readonly #journalChecksums = new Map<number, Uint8Array | null>();
   /** Whether this replica may vote and count in quorums (false after a lost disk). */
   #voting: boolean;
   /** A non-voting replica votes again once it has applied this op (the view's commit). */
@@ -229,11 +236,13 @@ export class Replica implements ReplicaCore {
       if (header.op <= checkpointOp) continue;
       const slot = this.#log.put(bytes.slice(0, entryHeaderSize), null, true);
       slot.durable = true;
+      this.#journalChecksums.set(header.op, header.checksum);
       this.#writtenOp = Math.max(this.#writtenOp, header.op);
     }
     let tailUnknown = false;
     for (const op of recovered.faultyOps) {
       if (op > checkpointOp) this.#faultyHoles.add(op);
+      if (op > checkpointOp) this.#journalChecksums.set(op, null);
       if (op > checkpointOp) this.#writtenOp = Math.max(this.#writtenOp, op);
       if (op > this.#log.head) tailUnknown = true;
     }
@@ -619,10 +628,14 @@ export class Replica implements ReplicaCore {
   #truncateAt(op: number): void {
     assert(op > this.#commitMin, `truncating committed op ${op} (commit ${this.#commitMin})`);
     this.#log.truncateFrom(op);
-    if (op <= this.#writtenOp) {
-      this.#writtenOp = op - 1;
-      this.#action({ kind: "truncate", id: 0, op: op - 1 }, { kind: "other" });
-    }
+    if (op <= this.#writtenOp) this.#truncateJournalAfter(op - 1);
+  }
+
+  /** Has the journal discard every entry above `op`. */
+  #truncateJournalAfter(op: number): void {
+    this.#writtenOp = op;
+    for (const held of this.#journalChecksums.keys()) if (held > op) this.#journalChecksums.delete(held);
+    this.#action({ kind: "truncate", id: 0, op }, { kind: "other" });
   }
 
   /**
@@ -643,15 +656,19 @@ export class Replica implements ReplicaCore {
       this.#writeSlot(slot, "repair_entry");
       return;
     }
-    this.#writtenOp = op - 1;
-    this.#action({ kind: "truncate", id: 0, op: op - 1 }, { kind: "other" });
+    this.#rewriteFrom(op);
+    this.#issueWrites();
+  }
+
+  /** Discards the journal from `op` on and marks the log there to be written again. */
+  #rewriteFrom(op: number): void {
+    this.#truncateJournalAfter(op - 1);
     for (const k of this.#log.ops()) {
       if (k < op) continue;
       const above = this.#log.get(k)!;
       above.durable = false;
       above.writeId = null;
     }
-    this.#issueWrites();
   }
 
   #writeSlot(slot: Slot, kind: "write_entry" | "repair_entry"): void {
@@ -661,14 +678,29 @@ export class Replica implements ReplicaCore {
       { kind: "entry", op: slot.header.op },
     );
     slot.writeId = id;
+    this.#journalChecksums.set(slot.header.op, slot.header.checksum);
   }
 
-  /** Appends trusted entries to the disk in op order. */
+  /**
+   * Appends trusted entries to the disk in op order. An entry goes on only where it chains:
+   * when the journal holds another entry below it (a stale one of an older log, which the
+   * window dropped without touching the disk) or one recovery found faulty, the journal
+   * is cut below that entry and the log rewritten from there (the journal refuses to
+   * append after either; chaos finding 8).
+   */
   #issueWrites(): void {
     for (;;) {
-      const slot = this.#log.get(this.#writtenOp + 1);
+      const op = this.#writtenOp + 1;
+      const slot = this.#log.get(op);
       if (slot === undefined || slot.body === null || !slot.trusted) return;
-      this.#writtenOp++;
+      const below = this.#journalChecksums.get(op - 1);
+      if (below !== undefined && (below === null || !checksumEqual(below, slot.header.parent))) {
+        // An applied op is never cut: it stays to be repaired in place (see #writeCovered).
+        if (op - 1 <= this.#commitMin) return;
+        this.#rewriteFrom(op - 1);
+        continue;
+      }
+      this.#writtenOp = op;
       this.#writeSlot(slot, "write_entry");
     }
   }
@@ -967,6 +999,7 @@ export class Replica implements ReplicaCore {
     this.#checkpointWriting = null;
     this.#checkpointBytes = writing.bytes;
     if (writing.op > this.#log.anchorOp) this.#log.advanceAnchor(writing.header);
+    for (const held of this.#journalChecksums.keys()) if (held < this.#log.anchorOp) this.#journalChecksums.delete(held);
     this.#writtenOp = Math.max(this.#writtenOp, writing.op);
     this.#action({ kind: "release", id: 0, op: writing.op }, { kind: "other" });
   }
@@ -1382,6 +1415,16 @@ export class Replica implements ReplicaCore {
     // Entries above the new anchor that do not chain from it are not this log's.
     const next = this.#log.get(parts.op + 1);
     if (next !== undefined && !checksumEqual(next.header.parent, this.#log.anchor.checksum)) this.#log.remove(parts.op + 1);
+    // The journal continues after the checkpoint: where it holds the checkpoint's own
+    // entry, entries above are checked as they are written; where it holds another entry
+    // at that op (or a faulty one), it is cut below it so that the next append starts it
+    // over from the checkpoint (the driver's resetAfterCheckpoint).
+    const held = this.#journalChecksums.get(parts.op);
+    if (this.#writtenOp >= parts.op && (held === undefined || held === null || !checksumEqual(held, parts.header.subarray(0, 16)))) {
+      this.#truncateJournalAfter(parts.op - 1);
+    }
+    for (const op of this.#journalChecksums.keys()) if (op < parts.op) this.#journalChecksums.delete(op);
+    this.#journalChecksums.set(parts.op, parts.header.slice(0, 16));
     this.#writtenOp = Math.max(this.#writtenOp, parts.op);
     this.#checkpointWriting = { op: parts.op, bytes: blob, header: parts.header };
     this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: blob }, { kind: "checkpoint", op: parts.op });
