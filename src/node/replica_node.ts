@@ -81,6 +81,28 @@ export interface RunningReplica {
   stop(): Promise<void>;
 }
 
+/** A port of this replica could not be listened on (in use, not permitted, not local). */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+/**
+ * Runs `listen` and turns a failure to listen into a ListenError naming the role and the
+ * address, so that the start command can say which port is taken instead of crashing.
+ */
+async function listenAs<T>(role: string, host: string, port: number, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && ["EADDRINUSE", "EACCES", "EADDRNOTAVAIL", "EPERM"].includes(code)) {
+      const why = code === "EADDRINUSE" ? "the address is already in use" : code === "EADDRNOTAVAIL" ? "the address is not on this machine" : "permission denied";
+      throw new ListenError(`cannot listen on ${host}:${port} for the ${role}: ${why} (${code})`);
+    }
+    throw error;
+  }
+}
+
 /** Starts one replica of `options.config` and resolves once it listens. */
 export async function startReplica(options: StartOptions): Promise<RunningReplica> {
   const { config, replica: index } = options;
@@ -302,30 +324,44 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     };
   }
 
-  await bus.start();
-  const access = apiAccess(config);
-  if (access.warning !== null) log(`${prefix} ${access.warning}`);
-  const api = createApi(handle, {
-    ...(access.token === undefined ? {} : { token: access.token }),
-    tokenlessWrites: access.tokenlessWrites,
-    readAccess: config.readAccess,
-    bodySizeMax: config.requestBodySizeMax,
-    metrics,
-  });
-  const server: ServerHandle = await serve(api, { hostname: me.api.host, port: me.api.port });
+  let server: ServerHandle | null = null;
   let clientPort: ClientPortHandle | null = null;
-  if (me.clientPort !== null) {
-    const clientUrls = new Map(config.replicas.map((r) => [r.apiUrl, r.clientUrl ?? undefined] as const));
-    clientPort = await serveClientPort(handle, {
-      hostname: me.clientPort.host,
-      port: me.clientPort.port,
+  try {
+    await listenAs("replica bus", me.bus.host, me.bus.port, () => bus.start());
+    const access = apiAccess(config);
+    if (access.warning !== null) log(`${prefix} ${access.warning}`);
+    const api = createApi(handle, {
       ...(access.token === undefined ? {} : { token: access.token }),
       tokenlessWrites: access.tokenlessWrites,
       readAccess: config.readAccess,
       bodySizeMax: config.requestBodySizeMax,
-      primaryHint: (apiUrl) => clientUrls.get(apiUrl),
+      metrics,
     });
+    server = await listenAs("HTTP API", me.api.host, me.api.port, () => serve(api, { hostname: me.api.host, port: me.api.port }));
+    if (me.clientPort !== null) {
+      const clientUrls = new Map(config.replicas.map((r) => [r.apiUrl, r.clientUrl ?? undefined] as const));
+      const at = me.clientPort;
+      clientPort = await listenAs("client port", at.host, at.port, () => serveClientPort(handle, {
+        hostname: at.host,
+        port: at.port,
+        ...(access.token === undefined ? {} : { token: access.token }),
+        tokenlessWrites: access.tokenlessWrites,
+        readAccess: config.readAccess,
+        bodySizeMax: config.requestBodySizeMax,
+        primaryHint: (apiUrl) => clientUrls.get(apiUrl),
+      }));
+    }
+  } catch (error) {
+    // Nothing runs yet: release what is open so the process can exit with the error.
+    await clientPort?.close();
+    await server?.close();
+    await bus.close();
+    await storage.drain();
+    await dataDir.close();
+    await disk.close();
+    throw error;
   }
+  assert(server !== null, "the API listens once start got here");
 
   const tickTimer = setInterval(() => {
     core.tick(testFaults.nowMs());

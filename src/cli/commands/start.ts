@@ -9,7 +9,7 @@ import { apiAccess, ConfigError, loadConfig } from "../../node/config.ts";
 import type { ClusterConfig } from "../../node/config.ts";
 import { AppModuleError, loadApp } from "../../node/load_app.ts";
 import { createReplica } from "../../node/replica_factory.ts";
-import { startReplica } from "../../node/replica_node.ts";
+import { ListenError, startReplica } from "../../node/replica_node.ts";
 import { StorageError } from "../../storage/errors.ts";
 
 /** How long `start --format` waits for each peer's status before assuming a new cluster. */
@@ -122,7 +122,7 @@ export async function runStart(argv: string[], app: App | null): Promise<number>
     console.error(`chronon[${replica}] stopped cleanly`);
     return 0;
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof AppModuleError || error instanceof StorageError) {
+    if (error instanceof ConfigError || error instanceof AppModuleError || error instanceof StorageError || error instanceof ListenError) {
       console.error(`chronon start: ${error.message}`);
       return 1;
     }

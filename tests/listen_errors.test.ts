@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import type { Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import guestbookApp from "../examples/app_main.ts";
+import { freePort } from "../src/net/free_port.ts";
+import { parseConfig } from "../src/node/config.ts";
+import { createReplica } from "../src/node/replica_factory.ts";
+import { ListenError, startReplica } from "../src/node/replica_node.ts";
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+  } catch {
+    return 32768;
+  }
+}
+
+function occupy(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve(server));
+  });
+}
+
+test("freePort hands out ports below the ephemeral range, free to listen on", async () => {
+  const low = ephemeralLow();
+  for (let i = 0; i < 10; i++) {
+    const port = await freePort();
+    assert.ok(port >= 20_000 && port < low, `port ${port} below ${low}`);
+    const server = await occupy(port);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+for (const role of ["bus", "api"] as const) {
+  test(`a replica whose ${role} port is taken fails to start with a ListenError naming it, and releases its data dir`, { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "chronon-listen-"));
+    const taken = await freePort();
+    const blocker = await occupy(taken);
+    const other = await freePort();
+    const config = parseConfig({
+      cluster: "listen-errors",
+      replicas: [{ bus: `127.0.0.1:${role === "bus" ? taken : other}`, api: `127.0.0.1:${role === "api" ? taken : other}`, dataDir: join(dir, "data") }],
+      secret: { value: "a-secret-of-enough-length" },
+      token: "none",
+    });
+    const start = () => startReplica({ config, replica: 0, app: guestbookApp, io: "sync", log: () => {}, format: true, createReplica });
+    try {
+      await assert.rejects(start(), (error: unknown) => {
+        assert.ok(error instanceof ListenError, String(error));
+        assert.match((error as Error).message, new RegExp(`127\\.0\\.0\\.1:${taken} for the ${role === "bus" ? "replica bus" : "HTTP API"}: the address is already in use`));
+        return true;
+      });
+      // The data dir was closed: once the port is free, the same replica starts.
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+      const running = await start();
+      await running.stop();
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
