@@ -1,15 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
+import process from "node:process";
 import { join } from "node:path";
 import guestbookApp from "../examples/app_main.ts";
 import { freePort } from "../src/net/free_port.ts";
 import { parseConfig } from "../src/node/config.ts";
 import { createReplica } from "../src/node/replica_factory.ts";
 import { ListenError, startReplica } from "../src/node/replica_node.ts";
+import { sameRuntimeCommand } from "../src/cli/commands/storage_common.ts";
+import { repoRoot, spawnChild, writeCluster } from "./dev_cluster_helpers.ts";
 
 function ephemeralLow(): number {
   try {
@@ -66,3 +69,21 @@ for (const role of ["bus", "api"] as const) {
     }
   });
 }
+
+test("a disk failure while a replica starts is one FATAL line and exit code 70, as at run time (chaos finding 10)", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chronon-start-eio-"));
+  try {
+    const cluster = await writeCluster(dir, 1);
+    const faults = join(dir, "faults.json");
+    writeFileSync(faults, JSON.stringify({ syncEioProbability: 1 }));
+    const args = ["start", "--config", cluster.configPath, "--replica", "0", "--app", join(repoRoot, "examples/app_main.ts"), "--io", "sync", "--format"];
+    const { command, args: full, cwd } = sameRuntimeCommand(args);
+    const child = spawnChild(command, full, { cwd, env: { ...process.env, CHRONON_TEST_FAULTS: faults } });
+    const code = await child.exited;
+    assert.equal(code, 70, child.output());
+    assert.match(child.output(), /chronon\[0\] FATAL storage failure while starting .*EIO \(injected by CHRONON_TEST_FAULTS\)/);
+    assert.doesNotMatch(child.output(), /\n\s+at /, "no stack trace");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

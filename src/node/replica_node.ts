@@ -81,6 +81,9 @@ export interface RunningReplica {
   stop(): Promise<void>;
 }
 
+/** Exit code of a replica that stops on a storage failure (EX_SOFTWARE): restart it to recover. */
+export const storageFailureExitCode = 70;
+
 /** A port of this replica could not be listened on (in use, not permitted, not local). */
 export class ListenError extends Error {
   override readonly name = "ListenError";
@@ -108,11 +111,30 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const { config, replica: index } = options;
   assert(index >= 0 && index < config.replicas.length, "replica index within the configuration");
   const log = options.log ?? ((line: string) => console.error(line));
-  const me = config.replicas[index]!;
   const prefix = `chronon[${index}]`;
   const testFaults = testFaultsFromEnv((line) => log(`${prefix} ${line}`)); // test-only, inert unless CHRONON_TEST_FAULTS is set
 
   const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`)));
+  try {
+    return await startOnDisk(options, disk, log, prefix, testFaults);
+  } catch (error) {
+    // Whatever failed before the replica ran (a disk error in recovery, a taken port), the
+    // disk is released so the process can exit with the error.
+    await disk.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** startReplica once the disk is open: formats or opens the data dir. */
+async function startOnDisk(
+  options: StartOptions,
+  disk: Disk,
+  log: (line: string) => void,
+  prefix: string,
+  testFaults: ReturnType<typeof testFaultsFromEnv>,
+): Promise<RunningReplica> {
+  const { config, replica: index } = options;
+  const me = config.replicas[index]!;
   if (!(await disk.exists(join(me.dataDir, "identity")))) {
     if (options.format !== true && options.replace !== true) {
       const { NotFormattedError } = await import("../storage/errors.ts");
@@ -126,8 +148,26 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     }
   }
   const dataDir: DataDir = await openDataDir(disk, me.dataDir, { cluster: config.cluster });
+  try {
+    return await startOnDataDir(options, disk, dataDir, log, prefix, testFaults);
+  } catch (error) {
+    await dataDir.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** startReplica once the data dir is open: recovery, the replica, its bus and API. */
+async function startOnDataDir(
+  options: StartOptions,
+  disk: Disk,
+  dataDir: DataDir,
+  log: (line: string) => void,
+  prefix: string,
+  testFaults: ReturnType<typeof testFaultsFromEnv>,
+): Promise<RunningReplica> {
+  const { config, replica: index } = options;
+  const me = config.replicas[index]!;
   if (dataDir.identity.replica !== index || dataDir.identity.replicaCount !== config.replicas.length) {
-    await dataDir.close();
     const { DataDirError } = await import("../storage/errors.ts");
     throw new DataDirError(me.dataDir, `belongs to replica ${dataDir.identity.replica} of ${dataDir.identity.replicaCount}, not ${index} of ${config.replicas.length}`);
   }
@@ -178,7 +218,7 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   // Storage.
   const fatal = (error: unknown) => {
     log(`${prefix} FATAL storage failure, stopping so recovery can run on restart: ${(error as Error).message ?? error}`);
-    process.exit(70);
+    process.exit(storageFailureExitCode);
   };
   const storage = new StorageDriver({
     dataDir,
@@ -357,8 +397,6 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
     await server?.close();
     await bus.close();
     await storage.drain();
-    await dataDir.close();
-    await disk.close();
     throw error;
   }
   assert(server !== null, "the API listens once start got here");

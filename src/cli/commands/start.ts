@@ -9,8 +9,9 @@ import { apiAccess, ConfigError, loadConfig } from "../../node/config.ts";
 import type { ClusterConfig } from "../../node/config.ts";
 import { AppModuleError, loadApp } from "../../node/load_app.ts";
 import { createReplica } from "../../node/replica_factory.ts";
-import { ListenError, startReplica } from "../../node/replica_node.ts";
+import { ListenError, startReplica, storageFailureExitCode } from "../../node/replica_node.ts";
 import { StorageError } from "../../storage/errors.ts";
+import { DiskError } from "../../storage/disk.ts";
 
 /** How long `start --format` waits for each peer's status before assuming a new cluster. */
 const peerProbeTimeoutMs = 1000;
@@ -125,6 +126,12 @@ export async function runStart(argv: string[], app: App | null): Promise<number>
     if (error instanceof ConfigError || error instanceof AppModuleError || error instanceof StorageError || error instanceof ListenError) {
       console.error(`chronon start: ${error.message}`);
       return 1;
+    }
+    if (error instanceof DiskError) {
+      // The disk failed while the replica opened or recovered its data dir: the same kind of
+      // failure as a failed write while running, so the same exit code (70) for supervisors.
+      console.error(`chronon[${replica}] FATAL storage failure while starting (recovery runs again from what is on disk at the next start): ${error.message}`);
+      return storageFailureExitCode;
     }
     throw error;
   }
