@@ -116,7 +116,7 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
 
   const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`)));
   try {
-    return await startOnDisk(options, disk, log, prefix, testFaults);
+    return await startOnDisk({ options, disk, log, prefix, testFaults });
   } catch (error) {
     // Whatever failed before the replica ran (a disk error in recovery, a taken port), the
     // disk is released so the process can exit with the error.
@@ -125,14 +125,18 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   }
 }
 
+/** What each stage of startReplica works with. */
+interface StartContext {
+  readonly options: StartOptions;
+  readonly disk: Disk;
+  readonly log: (line: string) => void;
+  readonly prefix: string;
+  readonly testFaults: ReturnType<typeof testFaultsFromEnv>;
+}
+
 /** startReplica once the disk is open: formats or opens the data dir. */
-async function startOnDisk(
-  options: StartOptions,
-  disk: Disk,
-  log: (line: string) => void,
-  prefix: string,
-  testFaults: ReturnType<typeof testFaultsFromEnv>,
-): Promise<RunningReplica> {
+async function startOnDisk(context: StartContext): Promise<RunningReplica> {
+  const { options, disk, log, prefix } = context;
   const { config, replica: index } = options;
   const me = config.replicas[index]!;
   if (!(await disk.exists(join(me.dataDir, "identity")))) {
@@ -149,7 +153,7 @@ async function startOnDisk(
   }
   const dataDir: DataDir = await openDataDir(disk, me.dataDir, { cluster: config.cluster });
   try {
-    return await startOnDataDir(options, disk, dataDir, log, prefix, testFaults);
+    return await startOnDataDir(context, dataDir);
   } catch (error) {
     await dataDir.close().catch(() => {});
     throw error;
@@ -157,14 +161,8 @@ async function startOnDisk(
 }
 
 /** startReplica once the data dir is open: recovery, the replica, its bus and API. */
-async function startOnDataDir(
-  options: StartOptions,
-  disk: Disk,
-  dataDir: DataDir,
-  log: (line: string) => void,
-  prefix: string,
-  testFaults: ReturnType<typeof testFaultsFromEnv>,
-): Promise<RunningReplica> {
+async function startOnDataDir(context: StartContext, dataDir: DataDir): Promise<RunningReplica> {
+  const { options, disk, log, prefix, testFaults } = context;
   const { config, replica: index } = options;
   const me = config.replicas[index]!;
   if (dataDir.identity.replica !== index || dataDir.identity.replicaCount !== config.replicas.length) {
