@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -22,6 +22,26 @@ function ephemeralLow(): number {
   }
 }
 
+/** Paths this process holds open under `dir` (Linux; null where /proc/self/fd is missing). */
+function openFilesUnder(dir: string): string[] | null {
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return null;
+  }
+  const paths: string[] = [];
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) paths.push(target);
+    } catch {
+      // Closed between the listing and the read.
+    }
+  }
+  return paths;
+}
+
 function occupy(port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -41,7 +61,7 @@ test("freePort hands out ports below the ephemeral range, free to listen on", as
 });
 
 for (const role of ["bus", "api"] as const) {
-  test(`a replica whose ${role} port is taken fails to start with a ListenError naming it, and releases its data dir`, { timeout: 30_000 }, async () => {
+  test(`a replica whose ${role} port is taken fails to start with a ListenError naming it, and closes its data dir`, { timeout: 30_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "chronon-listen-"));
     const taken = await freePort();
     const blocker = await occupy(taken);
@@ -59,7 +79,10 @@ for (const role of ["bus", "api"] as const) {
         assert.match((error as Error).message, new RegExp(`127\\.0\\.0\\.1:${taken} for the ${role === "bus" ? "replica bus" : "HTTP API"}: the address is already in use`));
         return true;
       });
-      // The data dir was closed: once the port is free, the same replica starts.
+      // Nothing under the data dir is held open any more (journal segments, superblock)…
+      const held = openFilesUnder(dir);
+      if (held !== null) assert.deepEqual(held, [], "files of the data dir left open");
+      // …and once the port is free, the same replica starts.
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
       const running = await start();
       await running.stop();

@@ -19,8 +19,16 @@ const portMin = 20_000;
 /** Tries before falling back to a port the kernel picks. */
 const attemptsMax = 64;
 
+/** The first port of the kernel's ephemeral range, read once per process. */
+let ephemeralLow: number | null = null;
+
 /** The first port of the kernel's ephemeral range (32768 when it cannot be read). */
 function ephemeralPortMin(): number {
+  ephemeralLow ??= readEphemeralPortMin();
+  return ephemeralLow;
+}
+
+function readEphemeralPortMin(): number {
   try {
     const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
     if (Number.isInteger(low) && low > portMin + 1000 && low <= 65535) return low;
