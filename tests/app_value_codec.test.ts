@@ -19,7 +19,9 @@ const numbers = [
   Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 53, -(2 ** 53), 1.5, -1.5, 0.1, 1e300, -1e-300, 65504, 65505,
   5.960464477539063e-8, 3.4028234663852886e38, NaN, Infinity, -Infinity, 1 / 3,
 ];
-const strings = ["", "a", "hello", "x".repeat(23), "y".repeat(24), "z".repeat(300), "q".repeat(600), "é", "日本語", "😀", "\ud800", "a\udc00b", "é".repeat(400), "__proto__", "constructor"];
+const strings = ["", "a", "hello", "x".repeat(23), "y".repeat(24), "z".repeat(300), "q".repeat(600), "é", "日本語", "😀", "\ud800", "a\udc00b", "é".repeat(400), "__proto__", "constructor",
+  // Around the length where the encoder switches to TextEncoder.encodeInto, ASCII and not.
+  "d".repeat(63), "d".repeat(64), "a".repeat(100) + "é", "b".repeat(80) + "\ud800", "\udc00" + "c".repeat(70), "é" + "f".repeat(200), "g".repeat(511) + "😀"];
 const bigints = [0n, 1n, -1n, 2n ** 53n, -(2n ** 53n), 2n ** 64n - 1n, -(2n ** 64n)];
 
 function randomValue(random: () => number, depth: number): unknown {

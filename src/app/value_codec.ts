@@ -118,12 +118,13 @@ const decodeOptions = { tags, rejectDuplicateMapKeys: true };
 
 /**
  * Encodes an application value as CBOR (Maps and Sets tagged, keys in iteration order).
- * Throws TypeError naming the first value it cannot encode.
+ * Throws TypeError naming the first value it cannot encode. `sizeHint`: the size the
+ * caller expects (reserved upfront; only worth it for megabytes).
  * @example
  * const bytes = encodeValue({ accounts: new Map([["alice", 10]]) });
  */
-export function encodeValue(value: unknown): Uint8Array {
-  return encodeFast(value, encodeScalar) ?? encodeSlow(value);
+export function encodeValue(value: unknown, sizeHint = 0): Uint8Array {
+  return encodeFast(value, encodeScalar, null, null, sizeHint) ?? encodeSlow(value);
 }
 
 /**

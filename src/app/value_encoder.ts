@@ -23,6 +23,9 @@ const bufferSizeKeep = 1 << 20;
 
 const textEncoder = new TextEncoder();
 
+/** Strings at least this long are written by TextEncoder.encodeInto rather than a loop. */
+const encodeIntoLengthMin = 64;
+
 /** Thrown inside the encoder when a value is outside the fast path. */
 const giveUp: unique symbol = Symbol("give up");
 
@@ -109,6 +112,20 @@ class Writer {
       this.reserve(length);
       const bytes = this.bytes;
       let p = this.position;
+      if (length >= encodeIntoLengthMin) {
+        // Native UTF-8 encoding beats the loop for longer strings. One byte per unit read
+        // means every unit was ASCII (anything else, lone surrogates too, takes 2-3 bytes).
+        const { read, written } = textEncoder.encodeInto(text, bytes.subarray(p, p + length));
+        if (read === length && written === length) {
+          this.position = p + length;
+          return;
+        }
+        this.position = start;
+        const encoded = textEncoder.encode(text);
+        this.head(0x60, encoded.length);
+        this.raw(encoded);
+        return;
+      }
       let i = 0;
       for (; i < length; i++) {
         const unit = text.charCodeAt(i);
@@ -244,12 +261,21 @@ export function encodeFastSpliced(prefix: Uint8Array, first: unknown, middle: Ui
 /**
  * Encodes `value` on the fast path, or returns null when it holds something the fast
  * path leaves to cborg (then nothing was written anywhere). The result is a new
- * Uint8Array of exactly the encoded size (in slab memory when small). `scalar` encodes
- * one float or bigint the way the cborg path would.
+ * Uint8Array of exactly the encoded size (in slab memory when small; over 1 MiB, a view
+ * of a larger buffer that nothing else holds). `scalar` encodes one float or bigint the
+ * way the cborg path would; `sizeHint` is the size the caller expects, reserved upfront.
  */
-export function encodeFast(value: unknown, scalar: ScalarEncoder, reused: object | null = null, reusedBytes: Uint8Array | null = null): Uint8Array | null {
+export function encodeFast(
+  value: unknown,
+  scalar: ScalarEncoder,
+  reused: object | null = null,
+  reusedBytes: Uint8Array | null = null,
+  sizeHint = 0,
+): Uint8Array | null {
   const writer = acquire(scalar);
   try {
+    // A known large size (a snapshot around an app image) saves the doubling copies.
+    if (sizeHint > 0) writer.reserve(sizeHint);
     writer.reused = reused;
     writer.reusedBytes = reusedBytes;
     writer.value(value, 0);
@@ -281,6 +307,14 @@ function release(writer: Writer): void {
 
 function result(writer: Writer): Uint8Array {
   const size = writer.position;
+  if (size > bufferSizeKeep) {
+    // A large value (a snapshot): hand the buffer over instead of copying megabytes; the
+    // writer starts small again, as release() would make it anyway. Pages of the buffer
+    // past `size` were never written and take no memory.
+    const out = writer.bytes.subarray(0, size);
+    writer.bytes = new Uint8Array(4096);
+    return out;
+  }
   const out = allocateBytes(size);
   const bytes = writer.bytes;
   // A loop beats subarray + set (a view object per call) for the usual small sizes.

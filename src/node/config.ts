@@ -179,7 +179,7 @@ export function parseConfig(raw: unknown): ClusterConfig {
     token: raw.token === undefined ? null : raw.token === "none" ? "none" : secretSource(raw.token, "token"),
     readAccess,
     tickMs: integer(raw, "tickMs", 10, 1, 1000),
-    checkpointIntervalOps: integer(raw, "checkpointIntervalOps", 4096, 16, 1 << 24),
+    checkpointIntervalOps: integer(raw, "checkpointIntervalOps", 16384, 16, 1 << 24),
     clientSessionsMax: integer(raw, "clientSessionsMax", 4096, 1, 1 << 20),
     requestBodySizeMax: integer(raw, "requestBodySizeMax", 64 * 1024, 1, 1024 * 1024),
     effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),

@@ -212,6 +212,12 @@ async function startOnDataDir(context: StartContext, dataDir: DataDir): Promise<
       Object.entries(replicaCounters).map(([event, n]) => [{ event }, n] as const));
   }
   metrics.collect("chronon_replies_waiting", "Client replies waited for.", "gauge", () => handle.pending);
+  // The same reading on the three runtimes: resident set, the JS heap, and memory held
+  // outside it (ArrayBuffers: journal batches, socket buffers, checkpoint images).
+  metrics.collect("process_resident_memory_bytes", "Resident memory of this process, bytes.", "gauge", () => process.memoryUsage().rss);
+  metrics.collect("chronon_heap_used_bytes", "JS heap in use, bytes.", "gauge", () => process.memoryUsage().heapUsed);
+  metrics.collect("chronon_heap_total_bytes", "JS heap reserved, bytes.", "gauge", () => process.memoryUsage().heapTotal);
+  metrics.collect("chronon_external_memory_bytes", "Memory outside the JS heap held by JS objects (ArrayBuffers), bytes.", "gauge", () => process.memoryUsage().external);
 
   // Storage.
   const fatal = (error: unknown) => {

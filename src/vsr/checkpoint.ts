@@ -4,7 +4,7 @@
  * the client table, as one CBOR map. Its checksum identifies it in state transfer.
  * @module
  */
-import { decode as cborDecode, encode as cborEncode } from "cborg";
+import { decode as cborDecode } from "cborg";
 import { entryHeaderSize, verifyHeader } from "../codec/entry_header.ts";
 import { assert, assertCount } from "../assert.ts";
 
@@ -29,13 +29,36 @@ export class CheckpointError extends Error {
 export function encodeCheckpoint(parts: CheckpointParts): Uint8Array {
   assertCount(parts.op, "checkpoint op");
   assert(parts.header.length === entryHeaderSize, "checkpoint anchor is one entry header");
-  return cborEncode({
-    version: checkpointFormatVersion,
-    op: parts.op,
-    header: parts.header,
-    state: parts.state,
-    clients: parts.clients,
-  });
+  // The bytes cborg writes for { version, op, header, state, clients } (its canonical key
+  // order: shorter keys first, then bytewise), assembled by hand so the state image, which
+  // can be tens of megabytes, is copied once into a buffer of the exact size.
+  const head = (major: number, n: number): number[] => {
+    if (n < 24) return [major | n];
+    if (n < 0x100) return [major | 24, n];
+    if (n < 0x1_0000) return [major | 25, n >>> 8, n & 0xff];
+    if (n < 0x1_0000_0000) return [major | 26, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+    const high = Math.floor(n / 0x1_0000_0000);
+    const low = n >>> 0;
+    return [major | 27, high >>> 24, (high >>> 16) & 0xff, (high >>> 8) & 0xff, high & 0xff, low >>> 24, (low >>> 16) & 0xff, (low >>> 8) & 0xff, low & 0xff];
+  };
+  const key = (name: string): number[] => [0x60 | name.length, ...Array.from(name, (c) => c.charCodeAt(0))];
+  const chunks: (number[] | Uint8Array)[] = [
+    [0xa5],
+    key("op"), head(0x00, parts.op),
+    key("state"), head(0x40, parts.state.length), parts.state,
+    key("header"), head(0x40, parts.header.length), parts.header,
+    key("clients"), head(0x40, parts.clients.length), parts.clients,
+    key("version"), head(0x00, checkpointFormatVersion),
+  ];
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 /** Decodes a blob from {@link encodeCheckpoint}; throws {@link CheckpointError} when malformed. */

@@ -1,0 +1,83 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encode as cborEncode } from "cborg";
+import { encodeValue, decodeValue } from "../src/app/value_codec.ts";
+import { decodeCheckpoint, encodeCheckpoint } from "../src/vsr/checkpoint.ts";
+import { encodeEntry } from "../src/codec/entry_header.ts";
+import { blockingWriteSizeMax, PortableDisk } from "../src/storage/disk_portable.ts";
+
+const rootHeader = (): Uint8Array =>
+  encodeEntry({
+    cluster: new Uint8Array(16).fill(1), parent: new Uint8Array(16), view: 0, op: 0, commit: 0, timestamp: 0,
+    client: new Uint8Array(16), request: 0, operation: 0,
+  }, new Uint8Array(0));
+
+test("the checkpoint blob is byte for byte what cborg writes for the same map, for every head width", () => {
+  const header = rootHeader();
+  const ops = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER];
+  const sizes = [0, 5, 23, 24, 255, 256, 300, 70_000];
+  for (const op of ops) {
+    for (const size of sizes) {
+      const parts = { op, header, state: new Uint8Array(size).fill(size & 0xff), clients: new Uint8Array(size % 97).fill(2) };
+      const reference = new Uint8Array(cborEncode({ version: 1, op, header, state: parts.state, clients: parts.clients }));
+      assert.deepEqual(encodeCheckpoint(parts), reference, `op ${op}, state of ${size} bytes`);
+      const back = decodeCheckpoint(encodeCheckpoint(parts));
+      assert.equal(back.op, op);
+      assert.deepEqual(back.state, parts.state);
+      assert.deepEqual(back.clients, parts.clients);
+    }
+  }
+});
+
+test("a value of megabytes encodes to the same bytes with or without a size hint, and decodes back", () => {
+  const items = new Map<string, { value: string; version: number }>();
+  for (let i = 0; i < 20_000; i++) items.set(`key-${i}`, { value: "v".repeat(100) + i, version: i });
+  const plain = encodeValue({ items });
+  assert.ok(plain.length > 2 * 1024 * 1024, "large enough to take the hand-over path");
+  const hinted = encodeValue({ items }, plain.length + 1024);
+  assert.deepEqual(hinted, plain);
+  // The handed-over buffer is not reused by the next encode.
+  const copy = plain.slice();
+  encodeValue({ other: "x".repeat(5000) });
+  encodeValue({ items });
+  assert.deepEqual(plain, copy);
+  const back = decodeValue(plain) as { items: Map<string, { value: string; version: number }> };
+  assert.equal(back.items.size, 20_000);
+  assert.deepEqual(back.items.get("key-19999"), { value: "v".repeat(100) + 19999, version: 19999 });
+});
+
+test("a synced write larger than blockingWriteSizeMax leaves the event loop free; a small one does not yield", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chronon-blob-"));
+  const disk = new PortableDisk();
+  try {
+    const file = await disk.open(join(dir, "f"), { create: true });
+    const turnRan = async (bytes: Uint8Array[], offset: number): Promise<boolean> => {
+      let ran = false;
+      setImmediate(() => {
+        ran = true;
+      });
+      await file.write(offset, bytes, { sync: true });
+      return ran;
+    };
+    const small = [new Uint8Array(1000).fill(1), new Uint8Array(24).fill(2)];
+    assert.equal(await turnRan(small, 0), false, "a small synced write completes on the calling thread");
+    const half = blockingWriteSizeMax / 2 + 4096;
+    const large = [new Uint8Array(half).fill(3), new Uint8Array(half).fill(4), new Uint8Array(10).fill(5)];
+    assert.equal(await turnRan(large, 2048), true, "a large synced write goes through the thread pool");
+    await file.close();
+    const written = readFileSync(join(dir, "f"));
+    assert.equal(written.length, 2048 + 2 * half + 10);
+    assert.equal(written[2047], 0);
+    assert.equal(written[2048], 3);
+    assert.equal(written[2048 + half], 4);
+    assert.equal(written[2048 + 2 * half], 5);
+    assert.equal(written[999], 1);
+    assert.equal(written[1000], 2);
+  } finally {
+    await disk.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
