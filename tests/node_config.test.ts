@@ -20,6 +20,9 @@ test("a valid configuration parses with defaults filled in", () => {
   assert.equal(config.cluster.length, 16);
   assert.equal(config.readAccess, "public");
   assert.equal(config.tickMs, 10);
+  assert.equal(config.checkpointIntervalOps, 16384);
+  assert.equal(config.ioPollMicros, 0);
+  assert.equal(parseConfig({ ...good, ioPollMicros: 500 }).ioPollMicros, 500);
 });
 
 test("each invalid field is named in the error", () => {
@@ -30,6 +33,8 @@ test("each invalid field is named in the error", () => {
     [{ ...good, replicas: [good.replicas[0], { ...good.replicas[1], bus: "127.0.0.1:4001" }, good.replicas[2]] }, "replicas[1].bus"],
     [{ ...good, secret: "plain" }, "secret"],
     [{ ...good, tickMs: 0 }, "tickMs"],
+    [{ ...good, ioPollMicros: -1 }, "ioPollMicros"],
+    [{ ...good, ioPollMicros: 100_001 }, "ioPollMicros"],
     [{ ...good, readAccess: "everyone" }, "readAccess"],
     [[], ""],
   ];

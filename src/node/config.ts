@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { parseClusterId } from "../storage/cluster_id.ts";
+import { pollMicrosMax } from "../storage/ring_scheduler.ts";
 
 /** A replica count the protocol accepts: 2f+1 with 0 ≤ f ≤ 2 (1, 3 or 5 replicas). */
 export const replicaCountsAllowed = [1, 3, 5] as const;
@@ -58,6 +59,12 @@ export interface ClusterConfig {
   readonly effectAttemptsMax: number;
   /** Timeout of one HTTP effect attempt. */
   readonly effectTimeoutMs: number;
+  /**
+   * io_uring backend: microseconds the event loop polls for a completion before it waits
+   * on the ring's eventfd (0: never poll). Polling saves the eventfd's wake-up on an idle
+   * machine but takes CPU the replica, or its neighbours, could use.
+   */
+  readonly ioPollMicros: number;
 }
 
 /** The configuration is missing, unreadable or invalid; `field` names what is wrong. */
@@ -184,6 +191,7 @@ export function parseConfig(raw: unknown): ClusterConfig {
     requestBodySizeMax: integer(raw, "requestBodySizeMax", 64 * 1024, 1, 1024 * 1024),
     effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),
     effectTimeoutMs: integer(raw, "effectTimeoutMs", 5000, 1, 600_000),
+    ioPollMicros: integer(raw, "ioPollMicros", 0, 0, pollMicrosMax),
   };
 }
 

@@ -114,7 +114,7 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const prefix = `chronon[${index}]`;
   const testFaults = testFaultsFromEnv((line) => log(`${prefix} ${line}`)); // test-only, inert unless CHRONON_TEST_FAULTS is set
 
-  const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`)));
+  const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`), { pollMicros: config.ioPollMicros }));
   try {
     return await startOnDisk({ options, disk, log, prefix, testFaults });
   } catch (error) {

@@ -8,6 +8,7 @@ import process from "node:process";
 import type { Disk } from "./disk.ts";
 import { PortableDisk } from "./disk_portable.ts";
 import { createUringDisk, UringUnavailable } from "./disk_uring.ts";
+import type { UringDiskOptions } from "./disk_uring.ts";
 
 /** `auto`: uring if available else portable; `uring`: uring or an error; `sync`: portable. */
 export type DiskMode = "auto" | "uring" | "sync";
@@ -30,15 +31,20 @@ export function diskMode(mode: DiskMode = "auto", env: string | undefined = proc
 
 /**
  * The Disk for this process. In `auto` mode, when io_uring is unavailable, calls `log`
- * once with a line naming the reason (default: stderr).
+ * once with a line naming the reason (default: stderr). `uring`: options of the io_uring
+ * backend when it is chosen.
  * @example
  * const disk = await selectDisk(); // honours CHRONON_IO
  */
-export async function selectDisk(mode: DiskMode = "auto", log: (line: string) => void = (line) => console.error(line)): Promise<Disk> {
+export async function selectDisk(
+  mode: DiskMode = "auto",
+  log: (line: string) => void = (line) => console.error(line),
+  uring: UringDiskOptions = {},
+): Promise<Disk> {
   const chosen = diskMode(mode);
   if (chosen === "sync") return new PortableDisk();
   try {
-    return await createUringDisk();
+    return await createUringDisk(uring);
   } catch (error) {
     if (!(error instanceof UringUnavailable)) throw error;
     if (chosen === "uring") {
