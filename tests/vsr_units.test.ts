@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compareClaims, quorumOp, quorumSize, winningClaim } from "../src/vsr/quorum.ts";
 import { decodeMessage, encodeMessage, ForeignClusterError, MessageError, type Message } from "../src/vsr/message.ts";
-import { ClientTable } from "../src/vsr/client_table.ts";
+import { ClientTable, clientKey } from "../src/vsr/client_table.ts";
 import { encodeEntry, rootEntry } from "../src/codec/entry_header.ts";
 import { checksum } from "../src/codec/checksum.ts";
 
@@ -92,6 +92,12 @@ describe("vsr messages", () => {
 });
 
 describe("vsr client table", () => {
+  test("the table key is the id's lowercase hex, two digits per byte", () => {
+    const id = Uint8Array.from({ length: 16 }, (_, i) => (i * 17 + 5) & 0xff);
+    assert.equal(clientKey(id), Array.from(id, (b) => b.toString(16).padStart(2, "0")).join(""));
+    assert.equal(clientKey(new Uint8Array([0, 1, 0xab, 0xff])), "0001abff");
+  });
+
   test("evicts the least recently committed session and remembers it", () => {
     const table = new ClientTable(2);
     const id = (n: number) => new Uint8Array(16).fill(n);

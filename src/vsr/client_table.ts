@@ -38,10 +38,13 @@ export type SessionCheck =
   | { readonly kind: "duplicate"; readonly reply: StoredReply; readonly op: number }
   | { readonly kind: "error"; readonly error: ReplyError; readonly message: string };
 
+/** Two hex digits of every byte value (clientKey runs several times per request). */
+const hexOfByte: readonly string[] = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
 /** Hex of a 16-byte id, the table key. */
 export function clientKey(client: Uint8Array): string {
   let out = "";
-  for (const byte of client) out += byte.toString(16).padStart(2, "0");
+  for (let i = 0; i < client.length; i++) out += hexOfByte[client[i]!]!;
   return out;
 }
 
