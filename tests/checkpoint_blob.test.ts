@@ -8,6 +8,8 @@ import { encodeValue, decodeValue } from "../src/app/value_codec.ts";
 import { decodeCheckpoint, encodeCheckpoint } from "../src/vsr/checkpoint.ts";
 import { encodeEntry } from "../src/codec/entry_header.ts";
 import { blockingWriteSizeMax, PortableDisk } from "../src/storage/disk_portable.ts";
+import { checksumInSlices } from "../src/storage/checkpoint_store.ts";
+import { checksum } from "../src/codec/checksum.ts";
 
 const rootHeader = (): Uint8Array =>
   encodeEntry({
@@ -80,4 +82,19 @@ test("a synced write larger than blockingWriteSizeMax leaves the event loop free
     await disk.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a checkpoint hashed a megabyte per turn has the checksum of the whole, at every slice boundary", async () => {
+  const mib = 1024 * 1024;
+  for (const size of [0, 1, 1000, mib - 1, mib, mib + 1, 3 * mib + 5]) {
+    const bytes = Uint8Array.from({ length: size }, (_, i) => (i * 31 + (i >> 11)) & 0xff);
+    assert.deepEqual(await checksumInSlices(bytes), checksum(bytes), `${size} bytes`);
+  }
+  // A synchronous hash would resolve in microtasks, before this immediate runs.
+  let turnRan = false;
+  setImmediate(() => {
+    turnRan = true;
+  });
+  await checksumInSlices(new Uint8Array(4 * mib));
+  assert.ok(turnRan, "the event loop ran while a 4 MiB checkpoint was hashed");
 });

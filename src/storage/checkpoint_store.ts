@@ -23,7 +23,9 @@
  * |     80 |    … | body                                         |
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { setImmediate } from "node:timers";
 import { assert, assertCount } from "../assert.ts";
 import { checksum, checksumEqual } from "../codec/checksum.ts";
 import type { Disk } from "./disk.ts";
@@ -58,7 +60,25 @@ export function checkpointFileName(op: number): string {
   return `checkpoint-${String(op).padStart(16, "0")}.chk`;
 }
 
-function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array): Uint8Array {
+/** Bytes hashed per event-loop turn by {@link checksumInSlices}. */
+const hashSliceSize = 1024 * 1024;
+
+/**
+ * `checksum(bytes)`, hashed a megabyte per event-loop turn: a checkpoint of tens of
+ * megabytes would otherwise hold the replica for tens of milliseconds (about 20 ms for
+ * 18 MB here) while it has requests to answer.
+ */
+export async function checksumInSlices(bytes: Uint8Array): Promise<Uint8Array> {
+  if (bytes.length <= hashSliceSize) return checksum(bytes);
+  const hash = createHash("sha256");
+  for (let at = 0; at < bytes.length; at += hashSliceSize) {
+    hash.update(bytes.subarray(at, Math.min(bytes.length, at + hashSliceSize)));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return new Uint8Array(hash.digest().subarray(0, 16));
+}
+
+function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array, bodyChecksum: Uint8Array): Uint8Array {
   assert(cluster.length === 16, "cluster id is 16 bytes");
   const header = new Uint8Array(headerSize);
   const view = new DataView(header.buffer);
@@ -69,7 +89,7 @@ function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array): Uint8A
   view.setUint32(48, body.length >>> 0, true);
   view.setUint32(52, Math.floor(body.length / 2 ** 32), true);
   view.setUint32(56, checkpointFormatVersion, true);
-  header.set(checksum(body), 64);
+  header.set(bodyChecksum, 64);
   header.set(checksum(header.subarray(24, 64)), 8);
   return header;
 }
@@ -111,7 +131,7 @@ export class CheckpointStore {
     const file = await this.#disk.open(path, { create: true });
     try {
       await file.truncate(0);
-      await file.write(0, [encodeHeader(this.#cluster, op, body), body], { sync: true });
+      await file.write(0, [encodeHeader(this.#cluster, op, body, await checksumInSlices(body)), body], { sync: true });
     } finally {
       await file.close();
     }
