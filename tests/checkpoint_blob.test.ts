@@ -69,9 +69,21 @@ test("a synced write larger than blockingWriteSizeMax leaves the event loop free
     const half = blockingWriteSizeMax / 2 + 4096;
     const large = [new Uint8Array(half).fill(3), new Uint8Array(half).fill(4), new Uint8Array(10).fill(5)];
     assert.equal(await turnRan(large, 2048), true, "a large synced write goes through the thread pool");
+    // Many small buffers past the bound (a journal batch of large entries) land in order.
+    const many = Array.from({ length: 300 }, (_, i) => new Uint8Array(4096 + (i % 3) * 64).fill(i & 0xff));
+    const manyBytes = many.reduce((n, b) => n + b.length, 0);
+    assert.ok(manyBytes > blockingWriteSizeMax);
+    const manyAt = 2048 + 2 * half + 10;
+    await file.write(manyAt, many, { sync: true });
     await file.close();
     const written = readFileSync(join(dir, "f"));
-    assert.equal(written.length, 2048 + 2 * half + 10);
+    let at = manyAt;
+    for (const [i, buffer] of many.entries()) {
+      assert.equal(written[at], i & 0xff, `buffer ${i} starts at ${at}`);
+      assert.equal(written[at + buffer.length - 1], i & 0xff, `buffer ${i} ends at ${at + buffer.length - 1}`);
+      at += buffer.length;
+    }
+    assert.equal(written.length, at);
     assert.equal(written[2047], 0);
     assert.equal(written[2048], 3);
     assert.equal(written[2048 + half], 4);

@@ -130,8 +130,8 @@ class PortableFile implements DiskFile {
       return;
     }
     // Small buffers are joined into one write; large ones (a checkpoint image) are written
-    // one after another rather than copied into a second buffer of megabytes.
-    const pieces = byteLength(buffers) <= blockingWriteSizeMax ? [coalesce(buffers)] : buffers;
+    // as they are rather than copied into a second buffer of megabytes.
+    const pieces = writePieces(buffers);
     let at = offset;
     for (const bytes of pieces) {
       let done = 0;
@@ -169,16 +169,45 @@ class PortableFile implements DiskFile {
 }
 
 /**
- * Largest synced write done on the calling thread with `blockingSync`. Journal batches are
- * far smaller; a checkpoint image (megabytes) takes tens of milliseconds to write and
- * flush, which would stall every request of the replica: it goes through the thread pool.
+ * Largest synced write done on the calling thread with `blockingSync` (the same bound as
+ * the io_uring backend's inline writes). Journal batches are mostly smaller; a checkpoint
+ * image of tens of megabytes takes tens of milliseconds to write and flush, which would
+ * stall every request of the replica: it goes through the thread pool.
  */
-export const blockingWriteSizeMax = 256 * 1024;
+export const blockingWriteSizeMax = 1024 * 1024;
 
 function byteLength(buffers: readonly Uint8Array[]): number {
   let total = 0;
   for (const buffer of buffers) total += buffer.length;
   return total;
+}
+
+/**
+ * The buffers of a thread-pool write as few pieces as possible without copying
+ * megabytes: runs of smaller buffers are joined into pieces of at most
+ * `blockingWriteSizeMax`, a buffer of that size or more is written as it is.
+ */
+function writePieces(buffers: readonly Uint8Array[]): Uint8Array[] {
+  const pieces: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const endRun = () => {
+    if (run.length > 0) pieces.push(coalesce(run));
+    run = [];
+    runBytes = 0;
+  };
+  for (const buffer of buffers) {
+    if (buffer.length >= blockingWriteSizeMax) {
+      endRun();
+      pieces.push(buffer);
+      continue;
+    }
+    if (runBytes + buffer.length > blockingWriteSizeMax) endRun();
+    run.push(buffer);
+    runBytes += buffer.length;
+  }
+  endRun();
+  return pieces;
 }
 
 /**
