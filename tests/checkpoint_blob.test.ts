@@ -10,6 +10,7 @@ import { encodeEntry } from "../src/codec/entry_header.ts";
 import { blockingWriteSizeMax, PortableDisk } from "../src/storage/disk_portable.ts";
 import { checksumInSlices } from "../src/storage/checkpoint_store.ts";
 import { checksum } from "../src/codec/checksum.ts";
+import { concatBytes } from "../src/codec/bytes.ts";
 
 const rootHeader = (): Uint8Array =>
   encodeEntry({
@@ -109,4 +110,13 @@ test("a checkpoint hashed a megabyte per turn has the checksum of the whole, at 
   });
   await checksumInSlices(new Uint8Array(4 * mib));
   assert.ok(turnRan, "the event loop ran while a 4 MiB checkpoint was hashed");
+});
+
+test("concatBytes joins byte arrays and byte lists in order into a new array", () => {
+  const a = new Uint8Array([1, 2]);
+  const joined = concatBytes([a, [3], new Uint8Array(0), [], new Uint8Array([4, 5])]);
+  assert.deepEqual(joined, new Uint8Array([1, 2, 3, 4, 5]));
+  joined[0] = 9;
+  assert.equal(a[0], 1, "a copy, not a view");
+  assert.deepEqual(concatBytes([]), new Uint8Array(0));
 });

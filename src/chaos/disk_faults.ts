@@ -17,6 +17,7 @@
  */
 import type { Disk, DiskFile, WriteOptions } from "../storage/disk.ts";
 import { DiskError } from "../storage/disk.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 /** The disk faults armed at one instant. */
 export interface DiskFaultSettings {
@@ -51,7 +52,7 @@ export function faultyDisk(inner: Disk, settings: () => DiskFaultSettings, rando
         if (delayMs > 0) {
           // First half of the bytes reach the file unsynced, then a pause in which a kill
           // leaves a torn tail, then the rest with the barrier.
-          const joined = concat(buffers);
+          const joined = concatBytes(buffers);
           const half = Math.floor(joined.length / 2);
           await file.write(offset, [joined.subarray(0, half)], { sync: false });
           await sleep(delayMs);
@@ -89,14 +90,4 @@ export function faultyDisk(inner: Disk, settings: () => DiskFaultSettings, rando
   };
 }
 
-function concat(buffers: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const buffer of buffers) size += buffer.length;
-  const joined = new Uint8Array(size);
-  let at = 0;
-  for (const buffer of buffers) {
-    joined.set(buffer, at);
-    at += buffer.length;
-  }
-  return joined;
-}
+

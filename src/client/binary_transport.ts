@@ -13,6 +13,7 @@ import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { decodeValue, encodeValue } from "../app/value_codec.ts";
 import { FrameReader, frameOf } from "../net/client_frame.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 /** Protocol version of the hello (the server's is in src/api/client_port.ts). */
 const clientProtocolVersion = 1;
@@ -139,15 +140,7 @@ export class BinaryConnection {
         socket.write(frames[0]!);
         return;
       }
-      let size = 0;
-      for (const f of frames) size += f.length;
-      const bytes = new Uint8Array(size);
-      let offset = 0;
-      for (const f of frames) {
-        bytes.set(f, offset);
-        offset += f.length;
-      }
-      socket.write(bytes);
+      socket.write(concatBytes(frames));
     });
   }
 

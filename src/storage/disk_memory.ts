@@ -11,6 +11,7 @@ import { assert, assertCount } from "../assert.ts";
 import { DiskError } from "./disk.ts";
 import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
 import type { Random } from "./seeded_random.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 /** Sector size of the simulated device: a tear keeps whole sectors only. */
 export const memorySectorSize = 512;
@@ -91,14 +92,7 @@ class MemoryFile implements DiskFile {
     await Promise.resolve();
     const inode = this.#check("write");
     this.#disk.writeCount++;
-    let size = 0;
-    for (const buffer of buffers) size += buffer.length;
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const buffer of buffers) {
-      bytes.set(buffer, at);
-      at += buffer.length;
-    }
+    const bytes = concatBytes(buffers);
     const target = offset + this.#disk.takeMisdirection(this.path);
     inode.current = place(inode.current, target, bytes);
     inode.pending.push({ offset: target, bytes });

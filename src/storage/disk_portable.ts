@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { assert, assertCount } from "../assert.ts";
 import { DiskError } from "./disk.ts";
 import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 function codeOf(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
@@ -32,16 +33,7 @@ const stagingSizeKeepMax = 8 * 1024 * 1024;
 
 /** Joins buffers into one so the kernel sees a single write. */
 function coalesce(buffers: readonly Uint8Array[]): Uint8Array {
-  if (buffers.length === 1) return buffers[0]!;
-  let size = 0;
-  for (const buffer of buffers) size += buffer.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const buffer of buffers) {
-    out.set(buffer, at);
-    at += buffer.length;
-  }
-  return out;
+  return buffers.length === 1 ? buffers[0]! : concatBytes(buffers);
 }
 
 class PortableFile implements DiskFile {

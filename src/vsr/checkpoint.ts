@@ -7,6 +7,7 @@
 import { decode as cborDecode } from "cborg";
 import { entryHeaderSize, verifyHeader } from "../codec/entry_header.ts";
 import { assert, assertCount } from "../assert.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 /** Format of the checkpoint blob. */
 export const checkpointFormatVersion = 1;
@@ -50,15 +51,7 @@ export function encodeCheckpoint(parts: CheckpointParts): Uint8Array {
     key("clients"), head(0x40, parts.clients.length), parts.clients,
     key("version"), head(0x00, checkpointFormatVersion),
   ];
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Decodes a blob from {@link encodeCheckpoint}; throws {@link CheckpointError} when malformed. */
