@@ -17,6 +17,7 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import type { IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { assert } from "../assert.ts";
+import { concatBytes } from "../codec/bytes.ts";
 
 /** One attempt as the runner asks for it. */
 export interface HttpAttemptRequest {
@@ -45,15 +46,9 @@ export interface HttpTransport {
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!.subarray(0, size);
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+/** The body read so far as one array (the chunks add up to the bytes kept). */
+function joined(chunks: readonly Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
 }
 
 /** Reads at most `sizeMax` bytes of a fetch response body, then cancels the rest. */
@@ -83,7 +78,7 @@ async function readBounded(response: Response, sizeMax: number): Promise<{ body:
     chunks.push(value);
     size += value.length;
   }
-  return { body: size === 0 ? "" : utf8.decode(concat(chunks, size)), truncated };
+  return { body: size === 0 ? "" : utf8.decode(joined(chunks)), truncated };
 }
 
 /** Attempts through `fetchFunction` (redirects not followed: see the module comment). */
@@ -129,7 +124,7 @@ export function nodeHttpTransport(socketsMax: number): HttpTransport {
           const finish = (truncated: boolean): void => {
             if (settled) return;
             settled = true;
-            resolve({ status, body: size === 0 ? "" : utf8.decode(concat(chunks, size)), truncated });
+            resolve({ status, body: size === 0 ? "" : utf8.decode(joined(chunks)), truncated });
           };
           response.on("data", (chunk: Uint8Array) => {
             if (settled) return;
