@@ -120,21 +120,17 @@ class Writer {
           this.position = p + length;
           return;
         }
-        this.position = start;
-        const encoded = textEncoder.encode(text);
-        this.head(0x60, encoded.length);
-        this.raw(encoded);
-        return;
-      }
-      let i = 0;
-      for (; i < length; i++) {
-        const unit = text.charCodeAt(i);
-        if (unit >= 0x80) break;
-        bytes[p++] = unit;
-      }
-      if (i === length) {
-        this.position = p;
-        return;
+      } else {
+        let i = 0;
+        for (; i < length; i++) {
+          const unit = text.charCodeAt(i);
+          if (unit >= 0x80) break;
+          bytes[p++] = unit;
+        }
+        if (i === length) {
+          this.position = p;
+          return;
+        }
       }
       this.position = start;
     }

@@ -89,5 +89,3 @@ export function faultyDisk(inner: Disk, settings: () => DiskFaultSettings, rando
     close: () => inner.close(),
   };
 }
-
-

@@ -735,8 +735,8 @@ export class Executor implements StateMachine {
     // an eighth, instead of one doubled (and copied) a dozen times from 4 KiB.
     const sizeHint = this.#appImageSizeLast > 1024 * 1024 ? this.#appImageSizeLast + (this.#appImageSizeLast >>> 3) : 0;
     const appBytes = app.snapshot !== undefined ? app.snapshot(this.#state) : encodeValue(this.#state, sizeHint);
-    this.#appImageSizeLast = appBytes.length;
     assert(appBytes instanceof Uint8Array, "app.snapshot must return a Uint8Array");
+    this.#appImageSizeLast = appBytes.length;
     const channels: [string, number, ChannelEntry[]][] = [];
     for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries]);
     // Sized for the app image plus the kernel's parts: the image is copied in once.

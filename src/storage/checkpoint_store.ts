@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { setImmediate } from "node:timers";
 import { assert, assertCount } from "../assert.ts";
-import { checksum, checksumEqual } from "../codec/checksum.ts";
+import { checksum, checksumEqual, checksumSize } from "../codec/checksum.ts";
 import type { Disk } from "./disk.ts";
 
 const magic = new TextEncoder().encode("CHRNCHK1");
@@ -75,7 +75,7 @@ export async function checksumInSlices(bytes: Uint8Array): Promise<Uint8Array> {
     hash.update(bytes.subarray(at, Math.min(bytes.length, at + hashSliceSize)));
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  return new Uint8Array(hash.digest().subarray(0, 16));
+  return new Uint8Array(hash.digest().subarray(0, checksumSize));
 }
 
 function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array, bodyChecksum: Uint8Array): Uint8Array {

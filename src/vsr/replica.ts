@@ -243,9 +243,11 @@ export class Replica implements ReplicaCore {
     }
     let tailUnknown = false;
     for (const op of recovered.faultyOps) {
-      if (op > checkpointOp) this.#faultyHoles.add(op);
-      if (op > checkpointOp) this.#journalChecksums.set(op, null);
-      if (op > checkpointOp) this.#writtenOp = Math.max(this.#writtenOp, op);
+      if (op > checkpointOp) {
+        this.#faultyHoles.add(op);
+        this.#journalChecksums.set(op, null);
+        this.#writtenOp = Math.max(this.#writtenOp, op);
+      }
       if (op > this.#log.head) tailUnknown = true;
     }
     // A faulty head has no header to claim in a view change: vote only after catching up.
