@@ -26,6 +26,9 @@ const textEncoder = new TextEncoder();
 /** Strings at least this long are written by TextEncoder.encodeInto rather than a loop. */
 const encodeIntoLengthMin = 64;
 
+/** Results up to this size are copied out of the writer by a loop, larger ones by `set`. */
+const copyLoopSizeMax = 64;
+
 /** Thrown inside the encoder when a value is outside the fast path. */
 const giveUp: unique symbol = Symbol("give up");
 
@@ -313,8 +316,10 @@ function result(writer: Writer): Uint8Array {
   }
   const out = allocateBytes(size);
   const bytes = writer.bytes;
-  // A loop beats subarray + set (a view object per call) for the usual small sizes.
-  if (size <= 256) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
+  // A loop beats subarray + set (a view object per call) only for the smallest sizes: a
+  // byte loop into a slab view costs Node about 1.8 ns a byte (200 ns for 95 bytes, where
+  // set takes 73 ns); Deno and Bun are within 20 ns either way.
+  if (size <= copyLoopSizeMax) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
   else out.set(bytes.subarray(0, size));
   return out;
 }

@@ -128,16 +128,38 @@ function newCounters(): KernelCounters {
   };
 }
 
-/** Effects of one apply, checked and encoded, waiting for the apply to be accepted. */
-interface EffectPlan {
-  readonly outbox: StoredOutboxEntry[];
-  readonly emits: { channel: string; id: string; payloadBytes: Uint8Array }[];
-  readonly schedules: ScheduledEvent[];
-  readonly ids: string[];
+/**
+ * Effects of one apply, checked and encoded, waiting for the apply to be accepted. One
+ * per executor, reused by every apply: filled by #planEffects, emptied by #record (or left
+ * for the next #planEffects to overwrite when the apply is rolled back). Parallel arrays
+ * with counts, not an object and four fresh arrays per event: those were a quarter of the
+ * bytes an applied event allocated.
+ */
+class EffectPlan {
+  outbox: StoredOutboxEntry[] = [];
+  outboxCount = 0;
+  emitChannels: string[] = [];
+  emitIds: string[] = [];
+  emitPayloads: Uint8Array[] = [];
+  emitCount = 0;
+  schedules: ScheduledEvent[] = [];
+  scheduleCount = 0;
+
+  reset(): void {
+    this.outboxCount = 0;
+    this.emitCount = 0;
+    this.scheduleCount = 0;
+  }
+
+  /** True when an emit to `channel` is already planned. */
+  hasChannel(channel: string): boolean {
+    for (let i = 0; i < this.emitCount; i++) if (this.emitChannels[i] === channel) return true;
+    return false;
+  }
 }
 
 type ApplyOutcome =
-  | { readonly ok: true; readonly replyBytes: Uint8Array | null; readonly ids: string[] }
+  | { readonly ok: true; readonly replyBytes: Uint8Array | null }
   | { readonly ok: false; readonly code: KernelErrorCode; readonly message: string };
 
 /** Options of {@link Executor}. */
@@ -160,6 +182,8 @@ export class Executor implements StateMachine {
   #timestampMs = 0;
   /** Size of the last app image encoded here: the next one is reserved at about that size. */
   #appImageSizeLast = 0;
+  /** The effects of the apply in progress (see {@link EffectPlan}). */
+  readonly #plan = new EffectPlan();
 
   constructor(app: App, options: ExecutorOptions = {}) {
     this.app = app;
@@ -273,7 +297,9 @@ export class Executor implements StateMachine {
       return outcome;
     }
     this.#counters.eventsApplied++;
-    return outcome.replyBytes ?? encodeOkReply(null, outcome.ids);
+    // An event always wants its reply, so #apply encoded it.
+    assert(outcome.replyBytes !== null, "an applied event has its reply encoded");
+    return outcome.replyBytes;
   }
 
   /**
@@ -290,7 +316,7 @@ export class Executor implements StateMachine {
     effectResult: EffectResult | null,
   ): ApplyOutcome {
     const ctx = new Context(entry, stream);
-    let plan: EffectPlan | null;
+    let ids: string[] | null;
     let newState: unknown;
     let replyBytes: Uint8Array | null = null;
     beginTransaction();
@@ -307,10 +333,10 @@ export class Executor implements StateMachine {
         throw new KernelRejection("rejected", "apply must return an object { state, effects?, reply? }");
       }
       newState = unguard(result.state);
-      plan = this.#planEffects(result.effects, entry, stream);
+      ids = this.#planEffects(result.effects, entry, stream);
       // The whole reply is encoded here, inside the transaction, so an unencodable
       // reply rejects the event; one encode, no splicing.
-      if (wantsReply) replyBytes = encodeOkReplyValue(result.reply === undefined ? null : result.reply, plan?.ids ?? noIds);
+      if (wantsReply) replyBytes = encodeOkReplyValue(result.reply === undefined ? null : result.reply, ids ?? noIds);
     } catch (error) {
       rollbackTransaction();
       if (error instanceof AssertionFailed) throw error;
@@ -319,12 +345,15 @@ export class Executor implements StateMachine {
     }
     commitTransaction();
     this.#state = newState;
-    if (plan !== null) this.#record(plan, entry);
-    return { ok: true, replyBytes, ids: plan?.ids ?? noIds };
+    if (ids !== null) this.#record(ids.length, entry);
+    return { ok: true, replyBytes };
   }
 
-  /** Null when apply returned no effects. */
-  #planEffects(effects: readonly Effect[] | undefined, entry: CommittedEntry, stream: number): EffectPlan | null {
+  /**
+   * Checks and encodes the effects into this.#plan; returns their ids, or null when apply
+   * returned no effects.
+   */
+  #planEffects(effects: readonly Effect[] | undefined, entry: CommittedEntry, stream: number): string[] | null {
     if (effects === undefined) return null;
     if (!Array.isArray(effects)) throw new KernelRejection("invalid_effect", "effects must be an array");
     const limits = this.limits;
@@ -332,7 +361,10 @@ export class Executor implements StateMachine {
       throw new KernelRejection("invalid_effect", `${effects.length} effects exceed the limit of ${limits.effectsPerEventMax} per event`);
     }
     if (effects.length === 0) return null;
-    const plan: EffectPlan = { outbox: [], emits: [], schedules: [], ids: [] };
+    const plan = this.#plan;
+    plan.reset();
+    // Sized once: the ids escape into the reply.
+    const ids: string[] = new Array(effects.length);
     let newChannels = 0;
     // The last emitted payload object and its bytes: a webhook that carries the same
     // object (a common pattern: notify a channel and a URL) reuses its encoding.
@@ -342,7 +374,7 @@ export class Executor implements StateMachine {
       const effect: unknown = effects[index];
       validateEffect(effect, index);
       const id = effectId(entry.checksum, stream, index);
-      plan.ids.push(id);
+      ids[index] = id;
       switch (effect.kind) {
         case "emit": {
           const payloadBytes = encodeValue(effect.payload);
@@ -353,8 +385,11 @@ export class Executor implements StateMachine {
           if (payloadBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: emit payload of ${payloadBytes.length} bytes exceeds ${limits.effectSizeMax}`);
           }
-          if (!this.#channels.has(effect.channel) && !plannedChannel(plan, effect.channel)) newChannels++;
-          plan.emits.push({ channel: effect.channel, id, payloadBytes });
+          if (!this.#channels.has(effect.channel) && !plan.hasChannel(effect.channel)) newChannels++;
+          const at = plan.emitCount++;
+          plan.emitChannels[at] = effect.channel;
+          plan.emitIds[at] = id;
+          plan.emitPayloads[at] = payloadBytes;
           break;
         }
         case "schedule": {
@@ -362,7 +397,7 @@ export class Executor implements StateMachine {
           if (eventBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: scheduled event of ${eventBytes.length} bytes exceeds ${limits.effectSizeMax}`);
           }
-          plan.schedules.push({ id, dueMs: entry.timestamp + effect.delayMs, eventBytes, eventIndex: entry.op });
+          plan.schedules[plan.scheduleCount++] = { id, dueMs: entry.timestamp + effect.delayMs, eventBytes, eventIndex: entry.op };
           break;
         }
         default: {
@@ -370,7 +405,7 @@ export class Executor implements StateMachine {
           if (effectBytes.length > limits.effectSizeMax) {
             throw new KernelRejection("invalid_effect", `effect ${index}: ${effectBytes.length} bytes exceed ${limits.effectSizeMax}`);
           }
-          plan.outbox.push({
+          plan.outbox[plan.outboxCount++] = {
             id,
             kind: effect.kind,
             effectBytes,
@@ -380,42 +415,52 @@ export class Executor implements StateMachine {
             generation: 0,
             attempts: 0,
             lastError: null,
-          });
+          };
         }
       }
     }
-    if (this.#outbox.size + plan.outbox.length > limits.outboxMax) {
+    if (this.#outbox.size + plan.outboxCount > limits.outboxMax) {
       throw new KernelRejection("outbox_full", `the outbox holds ${this.#outbox.size} of ${limits.outboxMax} effects; retry once effects drain (or discard dead letters)`);
     }
-    if (this.#schedule.length + plan.schedules.length > limits.scheduleMax) {
+    if (this.#schedule.length + plan.scheduleCount > limits.scheduleMax) {
       throw new KernelRejection("schedule_full", `the schedule queue holds ${this.#schedule.length} of ${limits.scheduleMax} events`);
     }
     if (this.#channels.size + newChannels > limits.channelsMax) {
       throw new KernelRejection("channel_full", `${this.#channels.size} channels exist, the limit is ${limits.channelsMax}`);
     }
-    return plan;
+    return ids;
   }
 
-  #record(plan: EffectPlan, entry: CommittedEntry): void {
-    for (const item of plan.outbox) {
+  /** Adds the planned effects (`count` of them) to the outbox, channels and schedule. */
+  #record(count: number, entry: CommittedEntry): void {
+    const plan = this.#plan;
+    for (let i = 0; i < plan.outboxCount; i++) {
+      const item = plan.outbox[i]!;
+      plan.outbox[i] = undefined as unknown as StoredOutboxEntry; // no stale reference kept
       if (this.#outbox.has(item.id)) assert(false, `effect id ${item.id} already in the outbox`);
       this.#outbox.set(item.id, item);
     }
-    for (const emit of plan.emits) {
-      let state = this.#channels.get(emit.channel);
+    for (let i = 0; i < plan.emitCount; i++) {
+      const channel = plan.emitChannels[i]!;
+      let state = this.#channels.get(channel);
       if (state === undefined) {
         state = { nextSeq: 0, entries: [] };
-        this.#channels.set(emit.channel, state);
+        this.#channels.set(channel, state);
       }
-      state.entries.push({ seq: state.nextSeq++, id: emit.id, payloadBytes: emit.payloadBytes, eventIndex: entry.op, timestampMs: entry.timestamp });
+      state.entries.push({ seq: state.nextSeq++, id: plan.emitIds[i]!, payloadBytes: plan.emitPayloads[i]!, eventIndex: entry.op, timestampMs: entry.timestamp });
+      plan.emitPayloads[i] = undefined as unknown as Uint8Array;
       const retention = this.limits.channelRetention;
       // Drop in batches so the array shifts once per quarter of the retention.
       if (state.entries.length >= retention + Math.ceil(retention / 4)) {
         state.entries.splice(0, state.entries.length - retention);
       }
     }
-    for (const item of plan.schedules) this.#scheduleInsert(item);
-    this.#counters.effectsCreated += plan.ids.length;
+    for (let i = 0; i < plan.scheduleCount; i++) {
+      this.#scheduleInsert(plan.schedules[i]!);
+      plan.schedules[i] = undefined as unknown as ScheduledEvent;
+    }
+    plan.reset();
+    this.#counters.effectsCreated += count;
   }
 
   #scheduleInsert(item: ScheduledEvent): void {
@@ -828,11 +873,6 @@ export interface KernelStatus {
 
 const noIds: string[] = [];
 
-function plannedChannel(plan: EffectPlan, channel: string): boolean {
-  for (const emit of plan.emits) if (emit.channel === channel) return true;
-  return false;
-}
-
 /**
  * The ApplyContext of one app call. Its PRNG is seeded on the first draw: most events
  * never draw, and seeding mixes twelve rounds.
@@ -865,25 +905,6 @@ class Context implements ApplyContext {
 
 function forbidden(operation: number): KernelReply {
   return { ok: false, code: "forbidden", message: `operation ${operation} is internal: only the replica may submit it` };
-}
-
-const okReplyPrefix = new Uint8Array([0xa3, 0x62, 0x6f, 0x6b, 0xf5, 0x65, 0x76, 0x61, 0x6c, 0x75, 0x65]);
-const effectsKey = new Uint8Array([0x67, 0x65, 0x66, 0x66, 0x65, 0x63, 0x74, 0x73]);
-const nullValue = new Uint8Array([0xf6]);
-
-/**
- * `{ ok: true, value, effects }` around a reply value that is already encoded (inside the
- * transaction, so an unencodable reply rejects the event): spliced, not encoded twice.
- */
-function encodeOkReply(valueBytes: Uint8Array | null, ids: string[]): Uint8Array {
-  const value = valueBytes ?? nullValue;
-  const idsBytes = encodeValue(ids);
-  const out = new Uint8Array(okReplyPrefix.length + value.length + effectsKey.length + idsBytes.length);
-  out.set(okReplyPrefix, 0);
-  out.set(value, okReplyPrefix.length);
-  out.set(effectsKey, okReplyPrefix.length + value.length);
-  out.set(idsBytes, okReplyPrefix.length + value.length + effectsKey.length);
-  return out;
 }
 
 /** The all-zero client id of internal operations. */

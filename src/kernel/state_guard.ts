@@ -295,9 +295,13 @@ function clearLog(): void {
     // A huge transaction: give the memory back rather than keep a million slots.
     undoKinds.length = undoTargets.length = undoKeys.length = undoHads.length = undoOlds.length = 0;
   } else {
-    undoTargets.fill(undefined as unknown as object, 0, undoLength);
-    undoKeys.fill(undefined, 0, undoLength);
-    undoOlds.fill(undefined, 0, undoLength);
+    // A loop, not fill(): most transactions write a handful of records, and three
+    // builtin calls per event cost more than the stores (Deno: ~100 ns each).
+    for (let i = 0; i < undoLength; i++) {
+      undoTargets[i] = undefined as unknown as object;
+      undoKeys[i] = undefined;
+      undoOlds[i] = undefined;
+    }
   }
   undoLength = 0;
   if (capturedAny) {
