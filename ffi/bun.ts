@@ -16,7 +16,7 @@ import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./nativ
 import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
-  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd,
+  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd, ringWaitOutcome,
 } from "./shared.ts";
 
 type Fn = (...args: any[]) => any;
@@ -62,6 +62,7 @@ const shimSymbols = {
   chronon_ring_prep_fsync: { args: ["ptr", "i32", "i32", "u32", "i32"], returns: "i32" },
   chronon_ring_submit: { args: ["ptr"], returns: "i32" },
   chronon_ring_reap: { args: ["ptr", "ptr", "u32"], returns: "i32" },
+  chronon_ring_wait_micros: { args: ["ptr", "u32"], returns: "i32" },
 };
 
 /** Creates the bun:ffi backend; throws NativeIoUnavailable when libc cannot be bound. */
@@ -161,6 +162,7 @@ export async function createBunNativeIo(): Promise<NativeIo> {
           return decodeCompletions(records, s.chronon_ring_reap(state.address, records, max) as number);
         },
         waitCompletions: () => readEventfd(eventfd, scratch),
+        waitMicros: (micros) => ringWaitOutcome(s.chronon_ring_wait_micros(state.address, micros) as number),
         close() {
           assert(!closed, "ring closed twice");
           closed = true;

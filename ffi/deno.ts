@@ -15,7 +15,7 @@ import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./nativ
 import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
-  NativeBufferState, NativeMemoryRegistry,
+  NativeBufferState, NativeMemoryRegistry, ringWaitOutcome,
 } from "./shared.ts";
 
 type Fn = (...args: any[]) => any;
@@ -78,6 +78,7 @@ const shimSymbols = {
   chronon_ring_prep_fsync: { parameters: ["pointer", "i32", "i32", "u32", "i32"], result: "i32" },
   chronon_ring_submit: { parameters: ["pointer"], result: "i32" },
   chronon_ring_reap: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  chronon_ring_wait_micros: { parameters: ["pointer", "u32"], result: "i32" },
 } satisfies Record<string, SymbolDefinition>;
 
 /** Creates the Deno.dlopen backend; throws NativeIoUnavailable without FFI permission or libc. */
@@ -177,6 +178,7 @@ export function createDenoNativeIo(): NativeIo {
           const max = Math.min(countMax, records.length / 2);
           return decodeCompletions(records, s.chronon_ring_reap(state.pointer, records, max) as number);
         },
+        waitMicros: (micros) => ringWaitOutcome(s.chronon_ring_wait_micros(state.pointer, micros) as number),
         async waitCompletions() {
           // errno of a nonblocking call is the worker thread's, so only the count is checked.
           const count = Number(await c.read(eventfd, scratch.pointer, 8));

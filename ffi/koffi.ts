@@ -10,7 +10,7 @@ import type { Completion, NativeBuffer, NativeIo, Ring, RingOpen } from "./nativ
 import { openFlags, libcName, seekEnd, ringRefused, shimMissing, shimPath, shimVersion } from "./platform.ts";
 import {
   alignedSize, assert, assertRingEntries, assertTag, check, checkShim, decodeCompletions,
-  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd,
+  NativeBufferState, NativeMemoryRegistry, preadOnPool, readEventfd, ringWaitOutcome,
 } from "./shared.ts";
 
 type Fn = (...args: any[]) => any;
@@ -25,7 +25,7 @@ class KoffiBuffer extends NativeBufferState implements NativeBuffer {
 
 interface Shim {
   version: Fn; size: Fn; init: Fn; eventfd: Fn; sqSpace: Fn; exit: Fn;
-  prepWrite: Fn; prepRead: Fn; prepFsync: Fn; submit: Fn; reap: Fn;
+  prepWrite: Fn; prepRead: Fn; prepFsync: Fn; submit: Fn; reap: Fn; waitMicros: Fn;
 }
 
 function bindShim(path: string): Shim | string {
@@ -55,6 +55,7 @@ function bindSymbols(lib: ReturnType<typeof koffi.load>): Shim {
     prepFsync: lib.func("int chronon_ring_prep_fsync(void *ring, int fd, int datasync, unsigned int tag, int link)"),
     submit: lib.func("int chronon_ring_submit(void *ring)"),
     reap: lib.func("int chronon_ring_reap(void *ring, _Inout_ int32_t *out, unsigned int max)"),
+    waitMicros: lib.func("int chronon_ring_wait_micros(void *ring, unsigned int micros)"),
   };
 }
 
@@ -157,6 +158,7 @@ export function createKoffiNativeIo(): NativeIo {
           return decodeCompletions(records, s.reap(state.address, records, max) as number);
         },
         waitCompletions: () => readEventfd(eventfd, scratch),
+        waitMicros: (micros) => ringWaitOutcome(s.waitMicros(state.address, micros) as number),
         close() {
           assert(!closed, "ring closed twice");
           closed = true;

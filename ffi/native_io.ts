@@ -80,6 +80,12 @@ export interface Ring {
    * after {@link reap} came back empty: completions reaped late do not signal again.
    */
   waitCompletions(): Promise<void>;
+  /**
+   * Blocks the calling thread (the event loop) until a completion is ready or `micros`
+   * pass: true when one is ready, false when the time ran out. Null when the kernel has no
+   * timed wait (IORING_FEAT_EXT_ARG, Linux 5.11): then never call it again.
+   */
+  waitMicros(micros: number): boolean | null;
   /** Releases the ring; every submitted entry must have completed. */
   close(): void;
 }

@@ -10,7 +10,7 @@ import { errnoName } from "./errors.ts";
 import type { OpenFlags, RingUnavailable } from "./native_io.ts";
 
 /** ABI version the JS side expects from chronon_shim_version(). */
-export const shimVersion = 1;
+export const shimVersion = 2;
 
 /** Int32s per completion record that chronon_ring_reap writes: (tag, result). */
 export const completionRecordInt32s = 2;

@@ -82,6 +82,22 @@ export function checkShim(operation: string, result: number): number {
   return result;
 }
 
+const errnoTime = 62;
+const errnoInterrupted = 4;
+const errnoNotSupported = 95;
+
+/**
+ * The outcome of chronon_ring_wait_micros: true when a completion is ready, false when the
+ * time passed (or a signal cut the wait short), null when the kernel has no timed wait
+ * (no IORING_FEAT_EXT_ARG); throws on any other failure.
+ */
+export function ringWaitOutcome(result: number): boolean | null {
+  if (result === 0) return true;
+  if (result === -errnoTime || result === -errnoInterrupted) return false;
+  if (result === -errnoNotSupported) return null;
+  throw new IoError("io_uring wait", -result);
+}
+
 /**
  * Waits for the ring's eventfd with an asynchronous node:fs read: a thread of the
  * runtime's pool blocks in read(2) until the kernel signals a completion, while the event

@@ -18,7 +18,7 @@
 #include <sys/uio.h>
 #include <liburing.h>
 
-#define CHRONON_SHIM_VERSION 1
+#define CHRONON_SHIM_VERSION 2
 
 struct chronon_ring {
   struct io_uring ring;
@@ -161,4 +161,18 @@ int chronon_ring_reap(void *memory, int32_t *out, unsigned max) {
 int chronon_ring_wait(void *memory) {
   struct io_uring_cqe *cqe;
   return io_uring_wait_cqe(&((struct chronon_ring *)memory)->ring, &cqe);
+}
+
+/**
+ * Blocks the calling thread until a completion is ready or `micros` pass; returns 0 (one
+ * is ready), -ETIME (none came in time) or -errno. -EOPNOTSUPP on kernels without
+ * IORING_FEAT_EXT_ARG, where liburing would queue a timeout entry of its own into the
+ * submission queue (its completion would then reach chronon_ring_reap as a foreign tag).
+ */
+int chronon_ring_wait_micros(void *memory, unsigned micros) {
+  struct chronon_ring *r = memory;
+  if (!(r->ring.features & IORING_FEAT_EXT_ARG)) return -EOPNOTSUPP;
+  struct io_uring_cqe *cqe;
+  struct __kernel_timespec timeout = { .tv_sec = micros / 1000000, .tv_nsec = (long long)(micros % 1000000) * 1000 };
+  return io_uring_wait_cqe_timeout(&r->ring, &cqe, &timeout);
 }

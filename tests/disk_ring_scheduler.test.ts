@@ -1,6 +1,7 @@
 /**
  * The ring scheduler's reaping policy on a fake ring whose completions take a set time:
- * it polls only while completions are fast, and waits on the eventfd when they are slow.
+ * it waits in the kernel (a bounded blocking wait, at most one per event-loop turn) only
+ * while completions are fast, and waits on the eventfd when they are slow.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,12 @@ class FakeRing implements Ring {
   readonly entries = 8;
   delayMs: number;
   waits = 0;
+  /** Blocking waits, and how many came in the same event-loop turn as the one before. */
+  blockWaits = 0;
+  blockWaitsSameTurn = 0;
+  /** False: the ring has no timed wait (waitMicros answers null). */
+  timedWait = true;
+  #turnOpen = false;
   #queued: number[] = [];
   #pending: { tag: number; readyAt: number }[] = [];
   constructor(delayMs: number) {
@@ -47,6 +54,23 @@ class FakeRing implements Ring {
     const next = Math.min(...this.#pending.map((p) => p.readyAt));
     return new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now()) + 0.1));
   }
+  waitMicros(micros: number): boolean | null {
+    if (!this.timedWait) {
+      this.blockWaits++;
+      return null;
+    }
+    this.blockWaits++;
+    if (this.#turnOpen) this.blockWaitsSameTurn++;
+    this.#turnOpen = true;
+    setImmediate(() => (this.#turnOpen = false));
+    // Block like the kernel would: until the earliest completion or the time passes.
+    const next = Math.min(...this.#pending.map((p) => p.readyAt));
+    const until = Math.min(next, performance.now() + micros / 1000);
+    while (performance.now() < until) {
+      // spin: this thread is "in the kernel"
+    }
+    return next <= performance.now();
+  }
   close(): void {}
 }
 
@@ -70,9 +94,31 @@ test("ring scheduler: slow completions turn polling off (eventfd waits), fast on
   assert.ok(ring.waits - waitsBefore <= 10, `${ring.waits - waitsBefore} eventfd waits for 20 fast completions`);
 });
 
-test("ring scheduler: pollMicros 0 never polls", async () => {
+test("ring scheduler: pollMicros 0 never polls and never blocks", async () => {
   const ring = new FakeRing(0);
   const scheduler = new RingScheduler(ring, { pollMicros: 0 });
   for (let i = 0; i < 10; i++) await scheduler.run(fsync);
   assert.equal(scheduler.pollWindowMicros, 0);
+  assert.equal(ring.blockWaits, 0);
+});
+
+test("ring scheduler: fast completions are met by a blocking wait, at most one per event-loop turn", async () => {
+  const ring = new FakeRing(0.2);
+  const scheduler = new RingScheduler(ring, { pollMicros: 2000 });
+  for (let i = 0; i < 30; i++) assert.deepEqual(await scheduler.run(fsync), [0]);
+  // Eight appenders at once: several chains in flight, completions spread over turns.
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let i = 0; i < 10; i++) assert.deepEqual(await scheduler.run(fsync), [0]);
+  }));
+  assert.ok(ring.blockWaits >= 20, `${ring.blockWaits} blocking waits for 110 fast completions`);
+  assert.equal(ring.blockWaitsSameTurn, 0, "two blocking waits in one event-loop turn");
+  assert.ok(ring.waits <= 10, `${ring.waits} eventfd waits`);
+});
+
+test("ring scheduler: a ring without a timed wait is asked once, then polled", async () => {
+  const ring = new FakeRing(0.2);
+  ring.timedWait = false;
+  const scheduler = new RingScheduler(ring, { pollMicros: 2000 });
+  for (let i = 0; i < 20; i++) assert.deepEqual(await scheduler.run(fsync), [0]);
+  assert.equal(ring.blockWaits, 1);
 });

@@ -1,28 +1,34 @@
 /**
  * Runs chains of io_uring entries for the uring Disk backend: admits a chain when the ring
  * has room (else queues it, bounded), submits it in one system call, and reaps completions
- * without ever blocking the event loop on the disk.
+ * without holding the event loop longer than a short, bounded window per turn.
  *
- * How completions are awaited: first by looking at the completion queue once per
- * event-loop turn (a `setImmediate` hop; the loop keeps serving everything else between
- * looks) for up to `pollMicros` after the last submission or completion, then by waiting
- * on the ring's eventfd. The eventfd is read through the runtime's thread pool (bun:ffi
- * and koffi have no other non-blocking wait): the kernel wakes a pool thread, which wakes
- * the event loop, and that costs about as much again as a fast fdatasync (measured on
- * Node: ring write+fdatasync awaited through the eventfd ~0.55 × a blocking pwrite +
- * fdatasync; polled ~0.8–0.9 ×). Polling burns CPU on the event-loop thread only while a
- * flush is in flight and at most `pollMicros` at a stretch; flushes slower than that
- * (a busy disk) fall back to the eventfd, whose extra wake-up is small next to them.
+ * How completions are awaited: for up to `pollMicros` after the last submission or
+ * completion, by a blocking wait in the kernel (io_uring_enter with a timeout, through
+ * {@link Ring.waitMicros}) that ends the moment a completion is posted or the window
+ * closes, at most once per event-loop turn (between two such waits the loop serves
+ * everything else, and within one turn it falls back to looking at the completion queue
+ * once per `setImmediate` hop); after the window, by waiting on the ring's eventfd. The
+ * eventfd is read through the runtime's thread pool (bun:ffi and koffi have no other
+ * non-blocking wait): the kernel wakes a pool thread, which wakes the event loop, and that
+ * costs about as much again as a fast fdatasync (measured on Node: ring write+fdatasync
+ * awaited through the eventfd ~0.55 × a blocking pwrite + fdatasync). The blocking wait
+ * replaced spinning on the completion queue: a spin took the CPU that the io-wq worker
+ * running the fdatasync needed on a 2-core machine, and the wait costs no CPU while it
+ * waits. It holds the event loop for at most the window (a fast flush: 0.2–0.4 ms on the
+ * SSDs measured), once a turn; `pollMicros` 0 turns it off (the replica's default, see
+ * `ioPollMicros`), leaving only the eventfd. A kernel without timed waits (before 5.11)
+ * falls back to looking once per turn.
  *
- * The polling window adapts to how long completions take (a moving average of the time
- * from submission to completion): twice that average (at least 250 µs), at most
- * `pollMicros`, and no
- * polling at all while it is above {@link pollLatencyMicrosMax}. On a machine whose CPUs
+ * The window adapts to how long completions take (a moving average of the time from
+ * submission to completion): twice that average (at least 250 µs), at most `pollMicros`,
+ * and no waiting on the event-loop thread at all while it is above
+ * {@link pollLatencyMicrosMax}. On a machine whose CPUs
  * are oversubscribed, completions are slow and the looking itself takes CPU time from the
  * io-wq worker and the file system's journal thread that the flush waits for: measured
  * with a load average of 17–22 on 2 cores, one appender made 229 appends/s polling 2 ms
  * and 1,185/s waiting on the eventfd alone (raw write+fdatasync 104–1,976/s in the same
- * run). On an idle machine a flush takes 0.2–0.4 ms and polling wins.
+ * run). On an idle machine a flush takes 0.2–0.4 ms and waiting on the loop wins.
  * @module
  */
 import { assert } from "../assert.ts";
@@ -41,8 +47,9 @@ export const chainsWaitingMax = 65536;
 export const chainEntriesMax = 16;
 
 /**
- * Default time the reaper polls the completion queue before waiting on the eventfd: a few
- * fast fdatasyncs (0.2–0.4 ms on the SSDs measured), so most flushes are reaped by polling.
+ * Default time the reaper waits on the event-loop thread (blocking in the kernel, or
+ * polling) before waiting on the eventfd: a few fast fdatasyncs (0.2–0.4 ms on the SSDs
+ * measured), so most flushes are reaped without a thread-pool hop.
  */
 export const pollMicrosDefault = 2000;
 
@@ -64,7 +71,10 @@ const latencyWeight = 0.125;
 
 /** Options for {@link RingScheduler}. */
 export interface RingSchedulerOptions {
-  /** Poll the completion queue this long (µs) before waiting on the eventfd; 0: never poll. */
+  /**
+   * Wait on the event-loop thread (a blocking wait in the kernel, once a turn, else
+   * polling) this long (µs) before waiting on the eventfd; 0: never.
+   */
   readonly pollMicros?: number;
 }
 
@@ -95,6 +105,10 @@ export class RingScheduler {
   #tagNext = 0;
   #reaping = false;
   #failure: unknown = null;
+  /** False once the ring said it has no timed wait (then the window is spent polling). */
+  #canBlock = true;
+  /** True from a blocking wait until the event loop's next turn: at most one wait a turn. */
+  #blockedThisTurn = false;
 
   constructor(ring: Ring, options: RingSchedulerOptions = {}) {
     const pollMicros = options.pollMicros ?? pollMicrosDefault;
@@ -190,8 +204,16 @@ export class RingScheduler {
         // The eventfd only signals completions posted after the last wait: drain first.
         const ready = this.#ring.reap(this.#ring.entries * 2);
         if (ready.length === 0) {
-          if (nowMicros() - this.#progressAt < this.pollWindowMicros) await nextTurn();
-          else await this.#ring.waitCompletions();
+          const waitedMicros = nowMicros() - this.#progressAt;
+          const windowMicros = this.pollWindowMicros;
+          if (waitedMicros >= windowMicros) await this.#ring.waitCompletions();
+          else if (this.#canBlock && !this.#blockedThisTurn) {
+            // Sleep in the kernel until the completion (or the window's end) instead of
+            // spinning; then let the event loop take a turn before the next such wait.
+            this.#blockedThisTurn = true;
+            setImmediate(() => (this.#blockedThisTurn = false));
+            if (this.#ring.waitMicros(Math.ceil(windowMicros - waitedMicros)) === null) this.#canBlock = false;
+          } else await nextTurn();
           continue;
         }
         const now = nowMicros();
