@@ -196,3 +196,41 @@ describe("value codec: reusing an object's encoding", () => {
     assert.deepEqual(encodeValue({ body: notice }), encodeSlow({ body: notice }));
   });
 });
+
+describe("value codec: results share the encoder's arena but never each other's bytes", () => {
+  test("3000 results kept across arenas, overflows to the scratch buffer and nested encodes stay intact", () => {
+    const random = prng(7_2026);
+    const kept: { value: unknown; bytes: Uint8Array; copy: Uint8Array }[] = [];
+    // A getter that encodes while the shared writer is busy: the nested encode must not
+    // write into the arena region the outer one is filling.
+    const nested = {
+      get inner() {
+        return encodeValue({ nested: "x".repeat(90), n: kept.length });
+      },
+    };
+    for (let i = 0; i < 3000; i++) {
+      const value = i % 97 === 0 ? "big".repeat(4000) : i % 89 === 0 ? { ...nested } : randomValue(random, 0);
+      const bytes = encodeValue(value);
+      kept.push({ value, bytes, copy: bytes.slice() });
+    }
+    const reply = encodeOkReplyValue({ balance: 3 }, ["0".repeat(32), "f".repeat(32)]);
+    const replyCopy = reply.slice();
+    for (let i = 0; i < 200; i++) encodeValue({ filler: i, text: "y".repeat(i) });
+    for (const { bytes, copy } of kept) assert.deepEqual(bytes, copy, "a later encode overwrote an earlier result");
+    assert.deepEqual(reply, replyCopy);
+    // Results lie in arenas side by side: none overlaps another in the same buffer.
+    const byBuffer = new Map<ArrayBufferLike, [number, number][]>();
+    for (const { bytes } of kept) {
+      const ranges = byBuffer.get(bytes.buffer) ?? [];
+      ranges.push([bytes.byteOffset, bytes.byteOffset + bytes.length]);
+      byBuffer.set(bytes.buffer, ranges);
+    }
+    let shared = 0;
+    for (const ranges of byBuffer.values()) {
+      ranges.sort((a, b) => a[0] - b[0]);
+      for (let k = 1; k < ranges.length; k++) assert.ok(ranges[k]![0] >= ranges[k - 1]![1], "two results overlap");
+      if (ranges.length > 1) shared++;
+    }
+    assert.ok(shared > 0, "small results share arenas");
+  });
+});

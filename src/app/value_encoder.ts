@@ -13,7 +13,7 @@
  * @module
  */
 
-import { allocateBytes } from "./byte_slab.ts";
+import { allocateBytes, slabSize } from "./byte_slab.ts";
 
 /** Nesting depth past which the fast path gives up (the cborg path decides). */
 export const fastDepthMax = 256;
@@ -34,23 +34,40 @@ const giveUp: unique symbol = Symbol("give up");
 
 type ScalarEncoder = (value: number | bigint) => Uint8Array;
 
-/** A reusable CBOR writer (one per caller that may re-enter: see {@link encodeFast}). */
+/**
+ * A reusable CBOR writer (one per caller that may re-enter: see {@link encodeFast}). It
+ * writes `bytes[start, position)`; positions are absolute, so a write that outgrows its
+ * buffer moves to a larger one at the same offsets and every position taken before stays
+ * valid.
+ */
 class Writer {
-  bytes = new Uint8Array(4096);
+  bytes: Uint8Array;
+  start = 0;
   position = 0;
+  /** True while `bytes` is the shared arena (results are views of it, not copies). */
+  inArena = false;
+  /** The writer's own buffer, for values that outgrow the arena; kept between calls. */
+  scratch: Uint8Array = new Uint8Array(4096);
   /** An object whose encoding is known (`reusedBytes`): written as those bytes when met. */
   reused: object | null = null;
   reusedBytes: Uint8Array | null = null;
 
-  constructor(readonly scalar: ScalarEncoder) {}
+  constructor(readonly scalar: ScalarEncoder) {
+    this.bytes = this.scratch;
+  }
 
   reserve(size: number): void {
-    if (this.position + size <= this.bytes.length) return;
-    let length = this.bytes.length * 2;
-    while (length < this.position + size) length *= 2;
-    const grown = new Uint8Array(length);
-    grown.set(this.bytes.subarray(0, this.position));
-    this.bytes = grown;
+    const needed = this.position + size;
+    if (needed <= this.bytes.length) return;
+    let target = this.inArena ? this.scratch : this.bytes;
+    if (needed > target.length) {
+      let length = target.length * 2;
+      while (length < needed) length *= 2;
+      target = new Uint8Array(length);
+    }
+    if (target !== this.bytes) target.set(this.bytes.subarray(this.start, this.position), this.start);
+    this.bytes = this.scratch = target;
+    this.inArena = false;
   }
 
   /** Major type `major` (already shifted) with argument `n` (0 ≤ n ≤ 2^53), shortest form. */
@@ -259,9 +276,11 @@ export function encodeFastSpliced(prefix: Uint8Array, first: unknown, middle: Ui
 
 /**
  * Encodes `value` on the fast path, or returns null when it holds something the fast
- * path leaves to cborg (then nothing was written anywhere). The result is a new
- * Uint8Array of exactly the encoded size (in slab memory when small; over 1 MiB, a view
- * of a larger buffer that nothing else holds). `scalar` encodes one float or bigint the
+ * path leaves to cborg (then nothing was written anywhere). The result is a Uint8Array of
+ * exactly the encoded size that no other result overlaps: a view of the encoder's arena
+ * when it fit there (most values), else a copy in slab memory, or over 1 MiB a view of a
+ * larger buffer that nothing else holds. Read it through its byteOffset, never through
+ * `.buffer` from 0. `scalar` encodes one float or bigint the
  * way the cborg path would; `sizeHint` is the size the caller expects, reserved upfront.
  */
 export function encodeFast(
@@ -287,12 +306,28 @@ export function encodeFast(
   }
 }
 
+/**
+ * The arena the shared writer encodes into: results are views of it, so a small value is
+ * written once and never copied (a copy plus a fresh array cost about a third of encoding
+ * a webhook effect). A view keeps its whole arena alive, as slab views do (byte_slab.ts).
+ */
+let arena: Uint8Array = new Uint8Array(slabSize);
+let arenaOffset = 0;
+/** Below this much room left, the next encode starts a new arena. */
+const arenaRoomMin = 512;
+
 /** The shared writer, or a new one when a getter or proxy trap encodes while we encode. */
 function acquire(scalar: ScalarEncoder): Writer {
   if (sharedBusy) return new Writer(scalar);
   const writer = (shared ??= new Writer(scalar));
   sharedBusy = true;
-  writer.position = 0;
+  if (arena.length - arenaOffset < arenaRoomMin) {
+    arena = new Uint8Array(slabSize);
+    arenaOffset = 0;
+  }
+  writer.bytes = arena;
+  writer.inArena = true;
+  writer.start = writer.position = arenaOffset;
   return writer;
 }
 
@@ -301,17 +336,25 @@ function release(writer: Writer): void {
   writer.reusedBytes = null;
   if (writer !== shared) return;
   sharedBusy = false;
-  if (writer.bytes.length > bufferSizeKeep) writer.bytes = new Uint8Array(4096);
+  writer.bytes = writer.scratch;
+  writer.inArena = false;
+  if (writer.scratch.length > bufferSizeKeep) writer.bytes = writer.scratch = new Uint8Array(4096);
 }
 
 function result(writer: Writer): Uint8Array {
-  const size = writer.position;
+  const start = writer.start;
+  const size = writer.position - start;
+  if (writer.inArena) {
+    // Keep views 8-byte aligned, as the slab does.
+    arenaOffset = (writer.position + 7) & ~7;
+    return writer.bytes.subarray(start, writer.position);
+  }
   if (size > bufferSizeKeep) {
     // A large value (a snapshot): hand the buffer over instead of copying megabytes; the
     // writer starts small again, as release() would make it anyway. Pages of the buffer
     // past `size` were never written and take no memory.
-    const out = writer.bytes.subarray(0, size);
-    writer.bytes = new Uint8Array(4096);
+    const out = writer.bytes.subarray(start, writer.position);
+    writer.bytes = writer.scratch = new Uint8Array(4096);
     return out;
   }
   const out = allocateBytes(size);
@@ -319,7 +362,7 @@ function result(writer: Writer): Uint8Array {
   // A loop beats subarray + set (a view object per call) only for the smallest sizes: a
   // byte loop into a slab view costs Node about 1.8 ns a byte (200 ns for 95 bytes, where
   // set takes 73 ns); Deno and Bun are within 20 ns either way.
-  if (size <= copyLoopSizeMax) for (let i = 0; i < size; i++) out[i] = bytes[i]!;
-  else out.set(bytes.subarray(0, size));
+  if (size <= copyLoopSizeMax) for (let i = 0; i < size; i++) out[i] = bytes[start + i]!;
+  else out.set(bytes.subarray(start, writer.position));
   return out;
 }
