@@ -130,8 +130,8 @@ function newCounters(): KernelCounters {
 
 /**
  * Effects of one apply, checked and encoded, waiting for the apply to be accepted. One
- * per executor, reused by every apply: filled by #planEffects, emptied by #record (or left
- * for the next #planEffects to overwrite when the apply is rolled back). Parallel arrays
+ * per executor, reused by every apply: filled by #planEffects, emptied by #record, or by
+ * {@link EffectPlan.clear} when the apply is rolled back. Parallel arrays
  * with counts, not an object and four fresh arrays per event: those were a quarter of the
  * bytes an applied event allocated.
  */
@@ -149,6 +149,14 @@ class EffectPlan {
     this.outboxCount = 0;
     this.emitCount = 0;
     this.scheduleCount = 0;
+  }
+
+  /** Drops what a rolled-back apply planned, references included (they may be large). */
+  clear(): void {
+    for (let i = 0; i < this.outboxCount; i++) this.outbox[i] = undefined as unknown as StoredOutboxEntry;
+    for (let i = 0; i < this.emitCount; i++) this.emitPayloads[i] = undefined as unknown as Uint8Array;
+    for (let i = 0; i < this.scheduleCount; i++) this.schedules[i] = undefined as unknown as ScheduledEvent;
+    this.reset();
   }
 
   /** True when an emit to `channel` is already planned. */
@@ -339,6 +347,7 @@ export class Executor implements StateMachine {
       if (wantsReply) replyBytes = encodeOkReplyValue(result.reply === undefined ? null : result.reply, ids ?? noIds);
     } catch (error) {
       rollbackTransaction();
+      this.#plan.clear();
       if (error instanceof AssertionFailed) throw error;
       const code = error instanceof KernelRejection ? error.code : "rejected";
       return { ok: false, code, message: this.#message(error) };
