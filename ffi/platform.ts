@@ -44,7 +44,7 @@ export const libcName = "libc.so.6";
 export function shimMissing(path: string, detail: string): RingUnavailable {
   const built = fs.existsSync(path);
   const reason = built
-    ? `the io_uring shim at ${path} does not load (${detail})`
+    ? `the io_uring shim at ${path} does not load (${detail}); rebuild it with node liburing-shim/build.mjs`
     : `no io_uring shim built (${path} is missing; apt-get install liburing-dev gcc, then node liburing-shim/build.mjs)`;
   return { ok: false, code: "", reason };
 }
