@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeSlow, decodeValue, encodeOkReplyValue, encodeSlow, encodeValue, encodeValueReusing } from "../src/app/value_codec.ts";
+import { decodeSlow, decodeValue, encodeOkReplyValue, encodeSlow, encodeValue, encodeValueFast, encodeValueReusing, NestedEncoding } from "../src/app/value_codec.ts";
 
 /** sfc32-free tiny PRNG (mulberry32): the test must be replayable from its seed. */
 function prng(seed: number): () => number {
@@ -232,5 +232,29 @@ describe("value codec: results share the encoder's arena but never each other's 
       if (ranges.length > 1) shared++;
     }
     assert.ok(shared > 0, "small results share arenas");
+  });
+});
+
+describe("value codec: a value nested as its own encoding (checkpoint images)", () => {
+  test("encodeValueFast({ k: new NestedEncoding(v) }) writes encodeSlow({ k: encodeSlow(v) }) at every head width", () => {
+    const lengths = [0, 1, 20, 21, 22, 23, 24, 25, 250, 253, 254, 255, 256, 257, 65_530, 65_532, 65_533, 65_534, 65_535, 65_536, 65_537, 1 << 20];
+    for (const length of lengths) {
+      const inner = new Uint8Array(length).map((_, i) => (i * 7) & 0xff);
+      for (const value of [inner, { a: 1, inner }, [1, "x", new Map([["k", inner]])]]) {
+        const wrapped = { before: "b".repeat(300), app: new NestedEncoding(value), after: [1, 2, 3] };
+        const fast = encodeValueFast(wrapped);
+        assert.ok(fast !== null);
+        assert.deepEqual(fast, encodeSlow({ before: "b".repeat(300), app: encodeSlow(value), after: [1, 2, 3] }), `inner of ${length} bytes`);
+      }
+    }
+  });
+
+  test("a nested value the fast path leaves to cborg makes the whole encode give up", () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    assert.equal(encodeValueFast({ app: new NestedEncoding({ p: new Point(1) }) }), null);
+    // And the encoder is usable afterwards.
+    assert.deepEqual(encodeValueFast({ ok: 1 }), encodeSlow({ ok: 1 }));
   });
 });

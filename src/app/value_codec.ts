@@ -22,6 +22,7 @@ import { decode, encode, Token, Type } from "cborg";
 import type { TagDecoder } from "cborg";
 import { decodeFast } from "./value_decoder.ts";
 import { encodeFast, encodeFastSpliced } from "./value_encoder.ts";
+export { NestedEncoding } from "./value_encoder.ts";
 
 /** CBOR tag for a Set (an array of members). */
 export const tagSet = 258;
@@ -125,6 +126,15 @@ const decodeOptions = { tags, rejectDuplicateMapKeys: true };
  */
 export function encodeValue(value: unknown, sizeHint = 0): Uint8Array {
   return encodeFast(value, encodeScalar, null, null, sizeHint) ?? encodeSlow(value);
+}
+
+/**
+ * {@link encodeValue} on the fast path only, the one that understands
+ * {@link NestedEncoding}: null when the value holds anything the fast path leaves to
+ * cborg (the caller then encodes the nested parts separately).
+ */
+export function encodeValueFast(value: unknown, sizeHint = 0): Uint8Array | null {
+  return encodeFast(value, encodeScalar, null, null, sizeHint);
 }
 
 /**

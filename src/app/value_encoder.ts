@@ -29,6 +29,18 @@ const encodeIntoLengthMin = 64;
 /** Results up to this size are copied out of the writer by a loop, larger ones by `set`. */
 const copyLoopSizeMax = 64;
 
+/**
+ * Marks a value to be written as a CBOR byte string holding the value's own encoding:
+ * the bytes `encodeValue({ k: encodeValue(v) })` writes for `{ k: new NestedEncoding(v) }`,
+ * without encoding `v` into a buffer of its own first (a checkpoint's app image is tens
+ * of megabytes: one fresh buffer and one copy fewer). Only the fast path knows it: when
+ * anything in the value is outside the fast path, {@link encodeFast} returns null and the
+ * caller encodes the parts separately.
+ */
+export class NestedEncoding {
+  constructor(readonly value: unknown) {}
+}
+
 /** Thrown inside the encoder when a value is outside the fast path. */
 const giveUp: unique symbol = Symbol("give up");
 
@@ -117,6 +129,31 @@ class Writer {
     this.position = end + width - 1;
   }
 
+  /**
+   * Writes `inner`'s encoding as a byte string. The head is reserved at 5 bytes (the width
+   * for 64 KiB to 4 GiB, the sizes worth nesting) and the encoding moved when its size
+   * needs another width: a small move for small images.
+   */
+  nested(inner: unknown, depth: number): void {
+    const reservedWidth = 5;
+    this.reserve(reservedWidth);
+    const headAt = this.position;
+    this.position += reservedWidth;
+    const start = this.position;
+    this.value(inner, depth + 1);
+    const end = this.position;
+    const size = end - start;
+    const width = size < 24 ? 1 : size < 0x100 ? 2 : size < 0x1_0000 ? 3 : size < 0x1_0000_0000 ? 5 : 9;
+    // Room, taken while the position is still at the end (a move to a larger buffer
+    // copies only up to the position): for a wider head, and for head()'s own reserve.
+    this.reserve(9);
+    if (width !== reservedWidth) this.bytes.copyWithin(headAt + width, start, end);
+    this.position = headAt;
+    this.head(0x40, size);
+    if (this.position !== headAt + width) throw new Error("value encoder: nested head has the wrong width");
+    this.position = headAt + width + size;
+  }
+
   raw(chunk: Uint8Array): void {
     this.reserve(chunk.length);
     this.bytes.set(chunk, this.position);
@@ -201,6 +238,10 @@ class Writer {
     if (value instanceof Uint8Array) {
       this.head(0x40, value.length);
       this.raw(value);
+      return;
+    }
+    if (value instanceof NestedEncoding) {
+      this.nested(value.value, depth);
       return;
     }
     const proto: unknown = Object.getPrototypeOf(value);
