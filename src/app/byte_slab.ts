@@ -38,7 +38,7 @@ let slabOffset = 0;
 /** A new Uint8Array of `size` zero bytes, in a slab when it is small (see the module comment). */
 export function allocateBytes(size: number): Uint8Array {
   // Cheap fresh arrays (see the table) and large ones take their own buffer.
-  if (size <= freshSizeMax || size > slabRequestSizeMax || size === 0) return new Uint8Array(size);
+  if (size <= freshSizeMax || size > slabRequestSizeMax) return new Uint8Array(size);
   if (slabOffset + size > slabSize) {
     slab = new ArrayBuffer(slabSize);
     slabOffset = 0;

@@ -41,6 +41,11 @@ export class NestedEncoding {
   constructor(readonly value: unknown) {}
 }
 
+/** Bytes of the shortest head for argument `n` (0 ≤ n ≤ 2^53), as {@link Writer.head} writes it. */
+function headWidth(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x1_0000 ? 3 : n < 0x1_0000_0000 ? 5 : 9;
+}
+
 /** Thrown inside the encoder when a value is outside the fast path. */
 const giveUp: unique symbol = Symbol("give up");
 
@@ -120,7 +125,7 @@ class Writer {
   /** Rewrites the one-byte head at `at` as the longer head for `n` ≥ 24, moving what follows. */
   widenHead(at: number, major: number, n: number): void {
     const end = this.position;
-    const width = n < 0x100 ? 2 : n < 0x1_0000 ? 3 : n < 0x1_0000_0000 ? 5 : 9;
+    const width = headWidth(n);
     this.reserve(width - 1);
     this.bytes.copyWithin(at + width, at + 1, end);
     this.position = at;
@@ -143,7 +148,7 @@ class Writer {
     this.value(inner, depth + 1);
     const end = this.position;
     const size = end - start;
-    const width = size < 24 ? 1 : size < 0x100 ? 2 : size < 0x1_0000 ? 3 : size < 0x1_0000_0000 ? 5 : 9;
+    const width = headWidth(size);
     // Room, taken while the position is still at the end (a move to a larger buffer
     // copies only up to the position): for a wider head, and for head()'s own reserve.
     this.reserve(9);

@@ -130,10 +130,10 @@ function newCounters(): KernelCounters {
 
 /**
  * Effects of one apply, checked and encoded, waiting for the apply to be accepted. One
- * per executor, reused by every apply: filled by #planEffects, emptied by #record, or by
- * {@link EffectPlan.clear} when the apply is rolled back. Parallel arrays
- * with counts, not an object and four fresh arrays per event: those were a quarter of the
- * bytes an applied event allocated.
+ * per executor, reused by every apply: filled by #planEffects, emptied by
+ * {@link EffectPlan.clear} once #record took the effects or the apply was rolled back.
+ * Parallel arrays with counts, not an object and four fresh arrays per event: those were
+ * a quarter of the bytes an applied event allocated.
  */
 class EffectPlan {
   outbox: StoredOutboxEntry[] = [];
@@ -145,18 +145,12 @@ class EffectPlan {
   schedules: ScheduledEvent[] = [];
   scheduleCount = 0;
 
-  reset(): void {
-    this.outboxCount = 0;
-    this.emitCount = 0;
-    this.scheduleCount = 0;
-  }
-
-  /** Drops what a rolled-back apply planned, references included (they may be large). */
+  /** Empties the plan, references included (encoded effects may be large). */
   clear(): void {
     for (let i = 0; i < this.outboxCount; i++) this.outbox[i] = undefined as unknown as StoredOutboxEntry;
     for (let i = 0; i < this.emitCount; i++) this.emitPayloads[i] = undefined as unknown as Uint8Array;
     for (let i = 0; i < this.scheduleCount; i++) this.schedules[i] = undefined as unknown as ScheduledEvent;
-    this.reset();
+    this.outboxCount = this.emitCount = this.scheduleCount = 0;
   }
 
   /** True when an emit to `channel` is already planned. */
@@ -371,7 +365,7 @@ export class Executor implements StateMachine {
     }
     if (effects.length === 0) return null;
     const plan = this.#plan;
-    plan.reset();
+    assert(plan.outboxCount === 0 && plan.emitCount === 0 && plan.scheduleCount === 0, "the effect plan is empty between applies");
     // Sized once: the ids escape into the reply.
     const ids: string[] = new Array(effects.length);
     let newChannels = 0;
@@ -445,7 +439,6 @@ export class Executor implements StateMachine {
     const plan = this.#plan;
     for (let i = 0; i < plan.outboxCount; i++) {
       const item = plan.outbox[i]!;
-      plan.outbox[i] = undefined as unknown as StoredOutboxEntry; // no stale reference kept
       if (this.#outbox.has(item.id)) assert(false, `effect id ${item.id} already in the outbox`);
       this.#outbox.set(item.id, item);
     }
@@ -457,18 +450,14 @@ export class Executor implements StateMachine {
         this.#channels.set(channel, state);
       }
       state.entries.push({ seq: state.nextSeq++, id: plan.emitIds[i]!, payloadBytes: plan.emitPayloads[i]!, eventIndex: entry.op, timestampMs: entry.timestamp });
-      plan.emitPayloads[i] = undefined as unknown as Uint8Array;
       const retention = this.limits.channelRetention;
       // Drop in batches so the array shifts once per quarter of the retention.
       if (state.entries.length >= retention + Math.ceil(retention / 4)) {
         state.entries.splice(0, state.entries.length - retention);
       }
     }
-    for (let i = 0; i < plan.scheduleCount; i++) {
-      this.#scheduleInsert(plan.schedules[i]!);
-      plan.schedules[i] = undefined as unknown as ScheduledEvent;
-    }
-    plan.reset();
+    for (let i = 0; i < plan.scheduleCount; i++) this.#scheduleInsert(plan.schedules[i]!);
+    plan.clear();
     this.#counters.effectsCreated += count;
   }
 

@@ -60,9 +60,9 @@ export interface ClusterConfig {
   /** Timeout of one HTTP effect attempt. */
   readonly effectTimeoutMs: number;
   /**
-   * io_uring backend: microseconds the event loop polls for a completion before it waits
-   * on the ring's eventfd (0: never poll). Polling saves the eventfd's wake-up on an idle
-   * machine but takes CPU the replica, or its neighbours, could use.
+   * io_uring backend: microseconds the event loop waits for a completion itself (blocking
+   * in the kernel, at most once per event-loop turn) before it waits on the ring's eventfd
+   * (0: never). It saves the eventfd's thread-pool wake-up but holds the loop meanwhile.
    */
   readonly ioPollMicros: number;
 }
