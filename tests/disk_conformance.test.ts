@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DiskError } from "../src/storage/disk.ts";
+import { directBlockBytes, DiskError } from "../src/storage/disk.ts";
 import type { Disk } from "../src/storage/disk.ts";
 import { MemoryDisk } from "../src/storage/disk_memory.ts";
 import { PortableDisk } from "../src/storage/disk_portable.ts";
@@ -53,6 +53,15 @@ const backends: Backend[] = [
     name: "memory",
     make() {
       const disk = new MemoryDisk();
+      return disk.mkdir("/root").then(() => ({ disk, root: "/root", cleanup: () => {} }));
+    },
+  },
+  {
+    // Direct files padded to a block, as on the io_uring backend.
+    name: "memory-padded",
+    make() {
+      const disk = new MemoryDisk();
+      disk.padDirectFiles = true;
       return disk.mkdir("/root").then(() => ({ disk, root: "/root", cleanup: () => {} }));
     },
   },
@@ -151,6 +160,54 @@ for (const backend of backends) {
       assert.deepEqual(await disk.list(`${root}/a/b`), ["a", "c"]);
       assert.equal(await disk.exists(`${root}/a/b/b`), false);
       await assert.rejects(disk.remove(`${root}/a/b/b`), DiskError);
+    });
+
+    withDisk("a direct file: unaligned synced appends, a rewrite across a block edge, reopen, truncate; past the data only under a block of zeros", async (disk, root) => {
+      const path = `${root}/direct`;
+      let expected = new Uint8Array(0);
+      let fill = 1;
+      const place = (offset: number, length: number) => {
+        const chunk = new Uint8Array(length);
+        for (let i = 0; i < length; i++) chunk[i] = (fill * 31 + i) % 251 + 1; // never zero
+        fill++;
+        if (offset + length > expected.length) {
+          const grown = new Uint8Array(offset + length);
+          grown.set(expected);
+          expected = grown;
+        }
+        expected.set(chunk, offset);
+        return chunk;
+      };
+      const check = async (file: Awaited<ReturnType<Disk["open"]>>, label: string) => {
+        const size = await file.size();
+        assert.ok(size >= expected.length, `${label}: size ${size} holds the data (${expected.length})`);
+        const all = await file.read(0, size);
+        assert.deepEqual(all.subarray(0, expected.length), expected, `${label}: data`);
+        if (size > expected.length) {
+          assert.ok(size % directBlockBytes === 0 && size - expected.length < directBlockBytes, `${label}: ${size - expected.length} bytes past the data`);
+          assert.ok(all.subarray(expected.length).every((b) => b === 0), `${label}: padding is zeros`);
+        }
+      };
+      let file = await disk.open(path, { create: true, direct: true });
+      for (const length of [100, 5000, 1, 4096 - 5101 % 4096, 4096, 3000, 9000, 17]) {
+        const chunk = place(expected.length, length);
+        // Split in two buffers: the backend must stage them back to back.
+        await file.write(expected.length - length, [chunk.subarray(0, length >> 1), chunk.subarray(length >> 1)], { sync: true });
+        await check(file, `append of ${length}`);
+      }
+      await file.write(4000, [place(4000, 300)], { sync: true }); // inside the data, across a block edge
+      await check(file, "rewrite at 4000");
+      await file.write(8190, [place(8190, 4)], { sync: true }); // inside one block, neither end aligned
+      await check(file, "rewrite at 8190");
+      await file.close();
+      file = await disk.open(path, { create: false, direct: true });
+      await file.write(expected.length, [place(expected.length, 777)], { sync: true }); // the first block is read back
+      await check(file, "append after reopen");
+      await file.truncate(expected.length - 50);
+      expected = expected.slice(0, expected.length - 50);
+      await file.write(expected.length, [place(expected.length, 200)], { sync: true });
+      await check(file, "append after truncate");
+      await file.close();
     });
 
     withDisk("a closed file refuses further calls", async (disk, root) => {

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import type { Disk } from "../src/storage/disk.ts";
-import { DiskError } from "../src/storage/disk.ts";
+import { directBlockBytes, DiskError } from "../src/storage/disk.ts";
 import { createDirectSyncDisk, createUringDisk, probeUring } from "../src/storage/disk_uring.ts";
 import { DiskSelectError, diskMode, selectDisk } from "../src/storage/disk_select.ts";
 
@@ -46,6 +46,25 @@ for (const [label, name, make, skipReason] of variants) {
           await disk.close();
         }
       });
+
+    withDisk("a file opened direct writes O_DIRECT wherever the file system allows it (whole blocks, zero padding); otherwise the page cache", async (disk, dir) => {
+      const probePath = `${dir}/probe`;
+      fs.writeFileSync(probePath, "");
+      let directAllowed = true;
+      try {
+        fs.closeSync(fs.openSync(probePath, fs.constants.O_RDWR | fs.constants.O_DIRECT));
+      } catch {
+        directAllowed = false;
+      }
+      const file = await disk.open(`${dir}/direct`, { create: true, direct: true });
+      assert.equal((file as { direct?: boolean }).direct, directAllowed, `O_DIRECT allowed here: ${directAllowed}`);
+      await file.write(0, [new Uint8Array(1000).fill(7)], { sync: true });
+      assert.equal(await file.size(), directAllowed ? directBlockBytes : 1000);
+      await file.close();
+      const plain = await disk.open(`${dir}/plain`, { create: true });
+      assert.equal((plain as { direct?: boolean }).direct, false, "a file not opened direct");
+      await plain.close();
+    });
 
     withDisk("a batch of 500 buffers is one write, lands in order, and survives reopen", async (disk, dir) => {
       const file = await disk.open(`${dir}/seg`, { create: true });
@@ -114,6 +133,38 @@ for (const [label, name, make, skipReason] of variants) {
     });
   });
 }
+
+test("directWrites: false, or a file system that refuses O_DIRECT (tmpfs), gives page-cache writes with exact sizes", { skip }, async () => {
+  const cases: [string, () => Promise<Disk>, string][] = [["directWrites: false", () => createUringDisk({ directWrites: false }), root]];
+  if (fs.existsSync("/dev/shm")) {
+    let refuses = false;
+    const probePath = fs.mkdtempSync("/dev/shm/chronon-probe-");
+    try {
+      fs.closeSync(fs.openSync(`${probePath}/f`, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_DIRECT));
+    } catch {
+      refuses = true;
+    } finally {
+      fs.rmSync(probePath, { recursive: true, force: true });
+    }
+    if (refuses) cases.push(["/dev/shm refuses O_DIRECT", () => createUringDisk(), "/dev/shm"]);
+  }
+  for (const [label, make, base] of cases) {
+    const dir = fs.mkdtempSync(path.join(base, "chronon-nodirect-"));
+    const disk = await make();
+    try {
+      const file = await disk.open(`${dir}/f`, { create: true, direct: true });
+      assert.equal((file as { direct?: boolean }).direct, false, label);
+      await file.write(0, [new Uint8Array(1000).fill(7)], { sync: true });
+      await file.write(1000, [new Uint8Array(10).fill(8)], { sync: true });
+      assert.equal(await file.size(), 1010, label);
+      assert.deepEqual(await file.read(995, 10), new Uint8Array([7, 7, 7, 7, 7, 8, 8, 8, 8, 8]), label);
+      await file.close();
+    } finally {
+      await disk.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
 
 describe("selectDisk", () => {
   test("CHRONON_IO overrides auto only, and bad values are named", () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { checksum } from "../src/codec/checksum.ts";
 import { AssertionFailed } from "../src/assert.ts";
 import { DiskError } from "../src/storage/disk.ts";
-import type { Disk, DiskFile, WriteOptions } from "../src/storage/disk.ts";
+import type { Disk, DiskFile, DiskOpenOptions, WriteOptions } from "../src/storage/disk.ts";
 import { MemoryDisk } from "../src/storage/disk_memory.ts";
 import { PortableDisk } from "../src/storage/disk_portable.ts";
 import { formatDataDir, openDataDir } from "../src/storage/data_dir.ts";
@@ -56,7 +56,7 @@ class CrashingDisk implements Disk {
       throw new DiskError(what, "(crash)", "EIO", "simulated crash");
     }
   }
-  async open(path: string, options: { readonly create: boolean }): Promise<DiskFile> {
+  async open(path: string, options: DiskOpenOptions): Promise<DiskFile> {
     if (options.create && !(await this.#memory.exists(path))) this.#step("create");
     const file = await this.#memory.open(path, options);
     return {

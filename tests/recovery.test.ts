@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checksum } from "../src/codec/checksum.ts";
+import { directBlockBytes } from "../src/storage/disk.ts";
 import { MemoryDisk } from "../src/storage/disk_memory.ts";
 import { PortableDisk } from "../src/storage/disk_portable.ts";
 import { formatDataDir, openDataDir } from "../src/storage/data_dir.ts";
@@ -17,9 +18,10 @@ import { chain, cluster } from "./storage_helpers.ts";
 
 const identity = { cluster, replica: 1, replicaCount: 3 };
 
-/** A memory data dir with `count` entries, closed. */
-async function written(count: number, bodySize = 100, segmentSizeLimit?: number) {
+/** A memory data dir with `count` entries, closed (`padded`: direct files padded to a block). */
+async function written(count: number, bodySize = 100, segmentSizeLimit?: number, padded = false) {
   const disk = new MemoryDisk();
+  disk.padDirectFiles = padded;
   await formatDataDir(disk, "/d", identity);
   const dir = await openDataDir(disk, "/d", segmentSizeLimit === undefined ? {} : { segmentSizeLimit });
   const entries = chain(count, bodySize);
@@ -213,6 +215,104 @@ function snapshot(root: string): Map<string, string> {
   walk(root);
   return out;
 }
+
+/** True when `bytes` past `end` are a direct file's padding: under a block of zeros, ending on a block. */
+function paddedOrExact(bytes: Uint8Array, end: number): boolean {
+  if (bytes.length === end) return true;
+  return bytes.length > end && bytes.length % directBlockBytes === 0 && bytes.length - end < directBlockBytes && bytes.subarray(end).every((b) => b === 0);
+}
+
+describe("recovery of direct segments (zero padding to a block, as the io_uring backend writes them)", () => {
+  test("segments reopen to the same head with no fault and no torn tail; closed segments are cut to their last entry", async () => {
+    const { disk, entries, locations } = await written(60, 200, 4096, true);
+    const dir = await openDataDir(disk, "/d", {});
+    assert.deepEqual(dir.journal.faults(), []);
+    assert.equal(dir.recovery.tornTail, null);
+    assert.equal(dir.journal.opHead, 60);
+    const segments = dir.journal.segments();
+    assert.ok(segments.length > 3, `${segments.length} segments`);
+    for (const segment of segments.slice(0, -1)) {
+      const last = locations.filter((l) => l.path === segment.path).at(-1)!;
+      assert.equal(disk.bytes(segment.path).length, last.offset + last.size, `${segment.path} cut at its last entry`);
+    }
+    const tail = segments.at(-1)!;
+    const head = locations[59]!;
+    const bytes = disk.bytes(tail.path);
+    assert.ok(bytes.length > head.offset + head.size && paddedOrExact(bytes, head.offset + head.size), `last segment padded: ${bytes.length}`);
+    // Appends go on after the data, over the padding.
+    const more = chain(3, 200, entries[59]!.header, 61);
+    for (const e of more) await dir.journal.append(e.header, e.body);
+    await dir.close();
+    const again = await openDataDir(disk, "/d", {});
+    assert.deepEqual(again.journal.faults(), []);
+    assert.equal(again.journal.opHead, 63);
+    for (let op = 1; op <= 63; op++) assert.ok((await again.journal.read(op)).ok, `op ${op}`);
+    await again.close();
+  });
+
+  test("a torn last write before the padding is truncated; nothing acknowledged is lost", async () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const { disk, entries, locations } = await written(10, 700, undefined, true);
+      const last = locations[9]!;
+      const extra = chain(3, 700, entries[9]!.header, 11);
+      const file = await disk.open(last.path, { create: false });
+      await file.write(last.offset + last.size, extra.flatMap((e) => [e.header, e.body]), { sync: false });
+      disk.crash({ tear: seededRandom(seed) });
+      const dir = await openDataDir(disk, "/d", {});
+      assert.deepEqual(dir.journal.faults(), [], `seed ${seed}`);
+      assert.ok(dir.journal.opHead >= 10 && dir.journal.opHead <= 13, `seed ${seed}: head ${dir.journal.opHead}`);
+      const head = dir.journal.locate(dir.journal.opHead);
+      assert.ok(paddedOrExact(disk.bytes(last.path), head.offset + head.size), `seed ${seed}: no partial bytes remain`);
+      await dir.close();
+    }
+  });
+
+  test("a corrupt last entry above the commit, followed only by padding, is a torn tail", async () => {
+    const { disk, locations } = await written(10, 300, undefined, true);
+    const last = locations[9]!;
+    assert.ok(disk.bytes(last.path).length > last.offset + last.size, "the segment is padded");
+    disk.flipBit(last.path, last.offset + 200);
+    const dir = await openDataDir(disk, "/d", {});
+    assert.deepEqual(dir.journal.faults(), []);
+    assert.equal(dir.recovery.tornTail?.offset, last.offset);
+    assert.equal(dir.journal.opHead, 9);
+    await dir.close();
+  });
+
+  test("zeros that are not padding (a block or more, or a file not ending on a block) are a torn tail, as before", async () => {
+    for (const zeros of ["block", "unaligned"] as const) {
+      const { disk, locations } = await written(10, 300, undefined, zeros === "block");
+      const last = locations[9]!;
+      const size = disk.bytes(last.path).length;
+      const file = await disk.open(last.path, { create: false });
+      await file.write(size, [new Uint8Array(zeros === "block" ? directBlockBytes : 10)], { sync: true });
+      const dir = await openDataDir(disk, "/d", {});
+      assert.deepEqual(dir.journal.faults(), [], zeros);
+      assert.equal(dir.recovery.tornTail?.offset, last.offset + last.size, zeros);
+      assert.equal(dir.journal.opHead, 10, zeros);
+      assert.equal(disk.bytes(last.path).length, last.offset + last.size, `${zeros}: truncated to the last entry`);
+      await dir.close();
+    }
+  });
+
+  test("padding left in a closed segment (a crash before the cut) is accepted; a non-zero byte in it is named", async () => {
+    const { disk, locations } = await written(60, 200, 4096, true);
+    const first = locations[0]!;
+    const lastOfFirst = locations.filter((l) => l.path === first.path).at(-1)!;
+    const end = lastOfFirst.offset + lastOfFirst.size;
+    const file = await disk.open(first.path, { create: false });
+    const pad = directBlockBytes - (end % directBlockBytes);
+    await file.write(end, [new Uint8Array(pad)], { sync: true });
+    const dir = await openDataDir(disk, "/d", {});
+    assert.deepEqual(dir.journal.faults(), []);
+    assert.equal(dir.journal.opHead, 60);
+    await dir.close();
+    disk.flipBit(first.path, end + 5);
+    const damaged = await openDataDir(disk, "/d", { readOnly: true });
+    assert.ok(damaged.journal.faults().length > 0, "garbage after the last entry of a closed segment is named");
+    await damaged.close();
+  });
+});
 
 describe("data dir refusals on a real disk", () => {
   const disk = new PortableDisk();

@@ -1,6 +1,6 @@
 /** Helpers shared by the storage tests: entries that chain, and a Disk that counts writes. */
 import { encodeEntry, rootEntry } from "../src/codec/entry_header.ts";
-import type { Disk, DiskFile, WriteOptions } from "../src/storage/disk.ts";
+import type { Disk, DiskFile, DiskOpenOptions, WriteOptions } from "../src/storage/disk.ts";
 
 export const cluster = new Uint8Array(16).fill(0x42);
 const client = new Uint8Array(16).fill(1);
@@ -37,7 +37,7 @@ export class CountingDisk implements Disk {
     this.#inner = inner;
     this.name = `counting(${inner.name})`;
   }
-  async open(path: string, options: { readonly create: boolean }): Promise<DiskFile> {
+  async open(path: string, options: DiskOpenOptions): Promise<DiskFile> {
     const file = await this.#inner.open(path, options);
     const write = (offset: number, buffers: readonly Uint8Array[], opts: WriteOptions) => {
       this.writes++;

@@ -118,7 +118,7 @@ export async function formatDataDir(disk: Disk, path: string, identity: Identity
     checkpointChecksum: new Uint8Array(16),
   });
   await superblock.close();
-  const segment = await disk.open(`${path}/journal/${segmentName(1)}`, { create: true });
+  const segment = await disk.open(`${path}/journal/${segmentName(1)}`, { create: true, direct: true });
   const parent = rootEntry(identity.cluster).subarray(0, 16);
   await segment.write(0, [encodeSegmentHeader({ cluster: identity.cluster, segment: 1, firstOp: 1, parent })], { sync: true });
   await segment.close();

@@ -8,8 +8,8 @@
  */
 import { dirname } from "node:path";
 import { assert, assertCount } from "../assert.ts";
-import { DiskError } from "./disk.ts";
-import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
+import { directBlockBytes, DiskError } from "./disk.ts";
+import type { Disk, DiskFile, DiskOpenOptions, WriteOptions } from "./disk.ts";
 import type { Random } from "./seeded_random.ts";
 import { concatBytes } from "../codec/bytes.ts";
 
@@ -50,13 +50,16 @@ class MemoryFile implements DiskFile {
   readonly #disk: MemoryDisk;
   readonly #inode: Inode;
   readonly #generation: number;
+  /** Opened `direct` on a disk that pads direct files like the io_uring backend. */
+  readonly #padded: boolean;
   #closed = false;
 
-  constructor(disk: MemoryDisk, path: string, inode: Inode, generation: number) {
+  constructor(disk: MemoryDisk, path: string, inode: Inode, generation: number, padded: boolean) {
     this.#disk = disk;
     this.path = path;
     this.#inode = inode;
     this.#generation = generation;
+    this.#padded = padded;
   }
 
   #check(operation: string): Inode {
@@ -96,6 +99,16 @@ class MemoryFile implements DiskFile {
     const target = offset + this.#disk.takeMisdirection(this.path);
     inode.current = place(inode.current, target, bytes);
     inode.pending.push({ offset: target, bytes });
+    if (this.#padded && options.sync) {
+      // As an O_DIRECT write of whole blocks: the file grows to the end of the last block.
+      const length = inode.current.length;
+      const alignedEnd = Math.ceil((target + bytes.length) / directBlockBytes) * directBlockBytes;
+      if (alignedEnd > length) {
+        const zeros = new Uint8Array(alignedEnd - length);
+        inode.current = place(inode.current, length, zeros);
+        inode.pending.push({ offset: length, bytes: zeros });
+      }
+    }
     if (options.sync) await this.sync();
   }
 
@@ -153,8 +166,14 @@ export class MemoryDisk implements Disk {
   readonly #directories = new Set<string>(["/", "."]);
   readonly #syncFailures: (string | null)[] = [];
   readonly #misdirections = new Map<string, number>();
+  /**
+   * When true, files opened `direct` grow to a whole {@link directBlockBytes} block with
+   * zeros on every synced write, as on the io_uring backend: tests of the journal's
+   * recovery run on that layout without a ring.
+   */
+  padDirectFiles = false;
 
-  async open(path: string, options: { readonly create: boolean }): Promise<DiskFile> {
+  async open(path: string, options: DiskOpenOptions): Promise<DiskFile> {
     await Promise.resolve();
     let inode = this.#files.get(path);
     if (inode === undefined) {
@@ -163,7 +182,7 @@ export class MemoryDisk implements Disk {
       inode = new Inode();
       this.#files.set(path, inode);
     }
-    return new MemoryFile(this, path, inode, this.generation);
+    return new MemoryFile(this, path, inode, this.generation, this.padDirectFiles && options.direct === true);
   }
 
   async exists(path: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import { dirname } from "node:path";
 import { assert, assertCount } from "../assert.ts";
 import { DiskError } from "./disk.ts";
-import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
+import type { Disk, DiskFile, DiskOpenOptions, WriteOptions } from "./disk.ts";
 import { concatBytes } from "../codec/bytes.ts";
 
 function codeOf(error: unknown): string {
@@ -224,7 +224,7 @@ export class PortableDisk implements Disk {
     this.#blocking = options.blockingSync ?? true;
   }
 
-  async open(path: string, options: { readonly create: boolean }): Promise<DiskFile> {
+  async open(path: string, options: DiskOpenOptions): Promise<DiskFile> {
     const flags = options.create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR;
     const fd = await call<number>("open", path, (cb) => fs.open(path, flags, 0o644, cb));
     return new PortableFile(path, fd, this.#blocking);

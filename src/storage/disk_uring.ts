@@ -4,18 +4,21 @@
  * staging buffer and submits ONE chain: a write linked to an fdatasync. The event loop
  * goes on while the kernel works; completions come back through the ring's eventfd.
  *
- * Files are opened without O_DIRECT and O_DSYNC: O_DIRECT needs block-aligned offsets and
- * lengths, which the journal's entry layout does not give, and O_DSYNC would turn every
- * unsynced write into a synced one; the linked fdatasync is the barrier (runtimes.md:
- * O_DIRECT + batch fdatasync measured 10x slower than a coalesced write + fdatasync).
+ * Files are opened without O_DIRECT and O_DSYNC, except the synced writes of a file opened
+ * `direct` (the journal's segments): those go through a second descriptor opened
+ * O_DIRECT|O_DSYNC, as whole 4 KiB blocks (the partial blocks at either end are known from
+ * the last write or read back), ONE ring write each: the device write and the barrier in
+ * one request that the kernel starts at submission, where a page-cache write's fdatasync
+ * is always handed to an io-wq worker (measured in C here: 1.1–1.35 x a blocking pwrite +
+ * fdatasync for a lone 256 B appender, against 0.75–0.95 for the page-cache path).
  *
  * Directory calls (exists, list, mkdir, remove, syncDirectory) are rare and go through
  * the portable backend.
  * @module
  */
 import { assert, assertCount } from "../assert.ts";
-import { DiskError } from "./disk.ts";
-import type { Disk, DiskFile, WriteOptions } from "./disk.ts";
+import { directBlockBytes, DiskError } from "./disk.ts";
+import type { Disk, DiskFile, DiskOpenOptions, WriteOptions } from "./disk.ts";
 import { PortableDisk } from "./disk_portable.ts";
 import { RingScheduler } from "./ring_scheduler.ts";
 import type { RingSchedulerOptions } from "./ring_scheduler.ts";
@@ -75,6 +78,11 @@ interface Engine {
   read(file: NativeFile, bytes: Uint8Array, position: number): Promise<number>;
   /** fdatasync (`dataOnly`) or fsync. */
   sync(file: NativeFile, dataOnly: boolean): Promise<void>;
+  /**
+   * Writes all of `bytes` (native, block-aligned, whole blocks) at `position` through
+   * `fd`, a descriptor opened O_DIRECT|O_DSYNC: durable when it resolves.
+   */
+  writeDirect(file: NativeFile, fd: number, bytes: Uint8Array, position: number): Promise<void>;
 }
 
 /**
@@ -159,6 +167,19 @@ class RingEngine implements Engine {
     const [result] = await this.#scheduler.run([{ kind: "fsync", fd: file.fd, dataOnly }]);
     checkResult(dataOnly ? "fdatasync" : "fsync", file.path, result!);
   }
+
+  async writeDirect(file: NativeFile, fd: number, bytes: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) {
+      const length = Math.min(bytes.length - done, entryBytesMax);
+      const [result] = await this.#scheduler.run([{ kind: "write", fd, bytes: bytes.subarray(done, done + length), position: position + done }]);
+      const count = checkResult("write", file.path, result!);
+      // A short direct write ends on a block boundary (the device wrote whole blocks), so
+      // the rest is still an aligned write.
+      assert(count > 0 && count % directBlockBytes === 0, "a direct write makes progress in whole blocks");
+      done += count;
+    }
+  }
 }
 
 /** direct-sync: pwrite + fdatasync through FFI on the calling thread (blocks the event loop). */
@@ -197,6 +218,20 @@ class DirectSyncEngine implements Engine {
     }
   }
 
+  writeDirect(file: NativeFile, fd: number, bytes: Uint8Array, position: number): Promise<void> {
+    try {
+      let done = 0;
+      while (done < bytes.length) {
+        const count = this.#io.pwrite(fd, bytes.subarray(done), position + done);
+        assert(count > 0 && count % directBlockBytes === 0, "a direct write makes progress in whole blocks");
+        done += count;
+      }
+    } catch (error) {
+      return Promise.reject(diskError("write", file.path, error));
+    }
+    return Promise.resolve();
+  }
+
   sync(file: NativeFile, dataOnly: boolean): Promise<void> {
     try {
       if (dataOnly) this.#io.fdatasync(file.fd);
@@ -215,11 +250,27 @@ class NativeFile implements DiskFile {
   #staging: NativeBuffer | null = null;
   /** Calls on one file run one at a time: they share the staging buffer. */
   #tail: Promise<unknown> = Promise.resolve();
+  /** The O_DIRECT|O_DSYNC descriptor for synced writes; -1 when the file is not direct. */
+  #directFd: number;
+  /** The file's size as of the last call that changed it (direct files only). */
+  #sizeKnown: number;
+  /** A copy of the block last written direct, so that the next append need not read it back. */
+  readonly #lastBlock: Uint8Array;
+  /** Where {@link #lastBlock} starts in the file; -1 when nothing is cached. */
+  #lastBlockAt = -1;
 
-  constructor(disk: NativeDisk, path: string, fd: number) {
+  constructor(disk: NativeDisk, path: string, fd: number, direct: { readonly fd: number; readonly size: number } | null) {
     this.#disk = disk;
     this.path = path;
     this.#fd = fd;
+    this.#directFd = direct?.fd ?? -1;
+    this.#sizeKnown = direct?.size ?? 0;
+    this.#lastBlock = new Uint8Array(direct === null ? 0 : directBlockBytes);
+  }
+
+  /** True when synced writes go O_DIRECT (for tests and `chronon inspect`). */
+  get direct(): boolean {
+    return this.#directFd >= 0;
   }
 
   /** The descriptor; throws DiskError once closed. */
@@ -330,6 +381,12 @@ class NativeFile implements DiskFile {
         if (options.sync) await this.#disk.engine.sync(this, true);
         return;
       }
+      if (this.#directFd >= 0) {
+        if (options.sync) return await this.#writeDirect(offset, buffers, size);
+        // An unsynced write goes through the page cache; the cached block may be stale now.
+        this.#lastBlockAt = -1;
+        this.#sizeKnown = Math.max(this.#sizeKnown, offset + size);
+      }
       // The kernel reads the staging copy after this returns to the event loop, so the
       // caller may reuse its buffers as soon as the promise resolves (or even before).
       const staging = this.#stagingFor(size).bytes;
@@ -347,6 +404,61 @@ class NativeFile implements DiskFile {
     });
   }
 
+  /**
+   * A synced write of a direct file: the whole blocks that `[offset, offset + size)` touches,
+   * with the bytes around that range as they were (from the cached last block, read back,
+   * or zero past the end of the file), in one O_DIRECT|O_DSYNC write.
+   */
+  async #writeDirect(offset: number, buffers: readonly Uint8Array[], size: number): Promise<void> {
+    const block = directBlockBytes;
+    const start = offset - (offset % block);
+    const end = offset + size;
+    const alignedEnd = Math.ceil(end / block) * block;
+    const length = alignedEnd - start;
+    const staging = this.#stagingFor(length).bytes;
+    try {
+      if (offset > start) this.#fillBlock(staging, 0, start);
+      const lastAt = alignedEnd - block;
+      if (end < alignedEnd && !(lastAt === start && offset > start)) this.#fillBlock(staging, lastAt - start, lastAt);
+      let at = offset - start;
+      for (const buffer of buffers) {
+        staging.set(buffer, at);
+        at += buffer.length;
+      }
+      assert(at === end - start, "staged every byte");
+      this.#lastBlockAt = -1; // unknown until the write succeeded
+      await this.#disk.engine.writeDirect(this, this.#directFd, staging.subarray(0, length), start);
+      this.#lastBlock.set(staging.subarray(length - block, length));
+      this.#lastBlockAt = lastAt;
+      this.#sizeKnown = Math.max(this.#sizeKnown, alignedEnd);
+    } finally {
+      this.#trimStaging();
+    }
+  }
+
+  /** Puts the file's current block at `blockAt` into `staging` at `into`. */
+  #fillBlock(staging: Uint8Array, into: number, blockAt: number): void {
+    const target = staging.subarray(into, into + directBlockBytes);
+    if (blockAt === this.#lastBlockAt) {
+      target.set(this.#lastBlock);
+      return;
+    }
+    let done = 0;
+    if (blockAt < this.#sizeKnown) {
+      // Rare (the first append after open, a repair): a block's pread from the page cache.
+      try {
+        while (done < target.length) {
+          const count = this.#disk.io.pread(this.fd, target.subarray(done), blockAt + done);
+          if (count === 0) break;
+          done += count;
+        }
+      } catch (error) {
+        throw diskError("read", this.path, error);
+      }
+    }
+    target.fill(0, done);
+  }
+
   sync(): Promise<void> {
     return this.#serial(() => this.#disk.engine.sync(this, true));
   }
@@ -354,6 +466,8 @@ class NativeFile implements DiskFile {
   truncate(size: number): Promise<void> {
     assertCount(size, "truncate size");
     return this.#serial(async () => {
+      this.#lastBlockAt = -1;
+      this.#sizeKnown = size;
       try {
         this.#disk.io.ftruncate(this.fd, size);
       } catch (error) {
@@ -366,11 +480,14 @@ class NativeFile implements DiskFile {
   close(): Promise<void> {
     return this.#serial(() => {
       const fd = this.fd;
+      const directFd = this.#directFd;
       this.#fd = -1;
+      this.#directFd = -1;
       this.#disk.forget(this);
       if (this.#staging !== null) this.#disk.io.free(this.#staging);
       this.#staging = null;
       try {
+        if (directFd >= 0) this.#disk.io.close(directFd);
         this.#disk.io.close(fd);
       } catch (error) {
         throw diskError("close", this.path, error);
@@ -389,10 +506,13 @@ class NativeDisk implements Disk {
   readonly #scheduler: RingScheduler | null;
   readonly #directories = new PortableDisk();
   readonly #files = new Set<NativeFile>();
+  /** Whether files opened `direct` get O_DIRECT synced writes ({@link UringDiskOptions.directWrites}). */
+  readonly #directWrites: boolean;
   #closed = false;
 
   constructor(io: NativeIo, ring: Ring | null, options: UringDiskOptions = {}) {
     this.io = io;
+    this.#directWrites = options.directWrites ?? true;
     this.#ring = ring;
     this.#scheduler = ring === null ? null : new RingScheduler(ring, options.pollMicros === undefined ? {} : { pollMicros: options.pollMicros });
     this.engine = this.#scheduler === null
@@ -406,16 +526,35 @@ class NativeDisk implements Disk {
     this.#files.delete(file);
   }
 
-  open(path: string, options: { readonly create: boolean }): Promise<DiskFile> {
+  open(path: string, options: DiskOpenOptions): Promise<DiskFile> {
     assert(!this.#closed, "disk used after close");
     const flags = this.io.flags;
+    let fd = -1;
     try {
-      const fd = this.io.open(path, flags.O_RDWR | flags.O_CLOEXEC | (options.create ? flags.O_CREAT : 0), 0o644);
-      const file = new NativeFile(this, path, fd);
+      fd = this.io.open(path, flags.O_RDWR | flags.O_CLOEXEC | (options.create ? flags.O_CREAT : 0), 0o644);
+      const direct = options.direct === true && this.#directWrites ? this.#openDirect(path, fd) : null;
+      const file = new NativeFile(this, path, fd, direct);
       this.#files.add(file);
       return Promise.resolve(file);
     } catch (error) {
+      if (fd >= 0) this.io.close(fd);
       return Promise.reject(diskError("open", path, error));
+    }
+  }
+
+  /**
+   * The O_DIRECT|O_DSYNC descriptor of a direct file and its size, or null where the file
+   * system refuses O_DIRECT (EINVAL: tmpfs, some FUSE and network file systems): that file
+   * then takes the page-cache path.
+   */
+  #openDirect(path: string, fd: number): { fd: number; size: number } | null {
+    const flags = this.io.flags;
+    try {
+      const directFd = this.io.open(path, flags.O_RDWR | flags.O_CLOEXEC | flags.O_DIRECT | flags.O_DSYNC, 0o644);
+      return { fd: directFd, size: this.io.fileSize(fd) };
+    } catch (error) {
+      if (error instanceof IoError && error.code === "EINVAL") return null;
+      throw error;
     }
   }
 
@@ -460,6 +599,11 @@ export interface UringDiskOptions extends RingSchedulerOptions {
    * its fdatasync).
    */
   readonly inlineWriteBytesMax?: number;
+  /**
+   * Files opened with `direct` get O_DIRECT|O_DSYNC synced writes (default true; false:
+   * every file takes the page-cache path, for comparison).
+   */
+  readonly directWrites?: boolean;
 }
 
 /** Loads the native layer, mapping "cannot load" to UringUnavailable. */
@@ -489,8 +633,8 @@ export async function createUringDisk(options: UringDiskOptions = {}): Promise<D
  * The ring-less native Disk ("direct-sync"): one coalesced pwrite + fdatasync through FFI
  * per synced write, on the calling thread. For comparison with "uring" and "portable".
  */
-export async function createDirectSyncDisk(): Promise<Disk> {
-  return new NativeDisk(await nativeIo(), null);
+export async function createDirectSyncDisk(options: Pick<UringDiskOptions, "directWrites"> = {}): Promise<Disk> {
+  return new NativeDisk(await nativeIo(), null, options);
 }
 
 /** Whether io_uring can be had here, and if not, why (opens and closes a ring). */

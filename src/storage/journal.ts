@@ -372,6 +372,9 @@ export class Journal {
     let segment = this.#segments[this.#segments.length - 1]!;
     assert(batch.firstOp === this.opHead + 1, "batches are written in op order");
     if (segment.size > segmentHeaderSize && segment.size + batch.bytes > this.#segmentSizeLimit) {
+      // A direct file may end in up to a block of zero padding: a closed segment is cut to
+      // its last entry (once per segment), so only the last one can have it.
+      await segment.file.truncate(segment.size);
       segment = await this.#createSegment(segment.number + 1, batch.firstOp, batch.headers[0]!.subarray(32, 48), false);
     }
     const buffers: Uint8Array[] = [];
@@ -402,7 +405,7 @@ export class Journal {
    */
   async #createSegment(number: number, firstOp: number, parent: Uint8Array | null, base: boolean): Promise<SegmentState> {
     const path = `${this.directory}/${segmentName(number)}`;
-    const file = await this.#disk.open(path, { create: true });
+    const file = await this.#disk.open(path, { create: true, direct: true });
     const recorded = parent === null ? null : parent.slice(0, 16);
     await file.write(0, [encodeSegmentHeader({ cluster: this.#options.cluster, segment: number, firstOp, parent: recorded, base })], { sync: true });
     await this.#disk.syncDirectory(this.directory);

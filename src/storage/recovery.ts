@@ -28,6 +28,10 @@
  * | bad    | –    | –     | tail of last seg, > commit| truncate (torn tail)             |
  * | bad    | –    | –     | otherwise                 | fault "header" for the ops up to |
  * |        |      |       |                           | the next valid entry (resync)    |
+ * | zero to the end of the file, under a block, the file a whole number of blocks: the zero
+ *   padding of a direct file's last block write (Disk `direct`): the segment's data ends there |
+ *
+ * "Tail" includes an entry followed only by such padding.
  * @module
  */
 import { checksumEqual } from "../codec/checksum.ts";
@@ -36,6 +40,7 @@ import {
 } from "../codec/entry_header.ts";
 import type { EntryHeader } from "../codec/entry_header.ts";
 import { assert } from "../assert.ts";
+import { directBlockBytes } from "./disk.ts";
 import type { Disk, DiskFile } from "./disk.ts";
 import { ClusterMismatchError, DataDirError, FormatVersionError } from "./errors.ts";
 import { OpIndex } from "./op_index.ts";
@@ -171,7 +176,7 @@ class Scan {
     const files: { n: number; path: string; file: DiskFile; size: number }[] = [];
     for (const n of numbers) {
       const path = `${this.#directory}/${segmentName(n)}`;
-      const file = await this.#disk.open(path, { create: false });
+      const file = await this.#disk.open(path, { create: false, direct: true });
       const size = await file.size();
       files.push({ n, path, file, size });
     }
@@ -287,6 +292,7 @@ class Scan {
       }
     }
     let position = Math.min(segmentHeaderSize, fileSize);
+    let dataEnd = fileSize;
     while (position < fileSize) {
       this.#progress(position);
       const bytes = reader.viewNow(position, entryHeaderSize) ?? await reader.view(position, entryHeaderSize);
@@ -294,6 +300,10 @@ class Scan {
       // Views, not copies: the chunk stays intact while this entry is handled (the reader
       // moves at most one chunk on for its body); #accept copies what outlives it.
       const header = problem === null ? decodeHeaderView(bytes!) : null;
+      if (header === null && await this.#isPadding(reader, position, fileSize)) {
+        dataEnd = position;
+        break;
+      }
       if (header === null || !this.#plausible(header)) {
         position = await this.#resync(reader, segment, position, "header", `entry header: ${problem ?? "not the next op of this cluster"}`);
         continue;
@@ -306,7 +316,8 @@ class Scan {
       }
       if (segment.firstOp < 0) segment.firstOp = header.op;
       const bodyOk = verifyBody(header, body);
-      if (!bodyOk && last && position + size === fileSize && header.op > this.#options.commit) {
+      // A torn last write: its entry ends the file, or only a direct file's padding follows.
+      if (!bodyOk && last && header.op > this.#options.commit && (position + size === fileSize || await this.#isPadding(reader, position + size, fileSize))) {
         this.#begin(header.op);
         this.#resolveDamage(header.op);
         if (header.op > this.#expected!) this.#gap(segment, header.op);
@@ -327,8 +338,23 @@ class Scan {
       this.#damage = null;
       await this.#tear(segment, 0, fileSize);
     }
-    if (this.tornTail === null) segment.size = fileSize;
+    if (this.tornTail === null) segment.size = dataEnd;
     this.bytesScanned += reader.bytesRead;
+  }
+
+  /**
+   * True when the bytes from `position` to the end of the file are the zero padding a
+   * direct file's last block write leaves (Disk `direct`): fewer than a block, all zero,
+   * and the file ends on a block boundary. Anything else is left to the torn-tail and
+   * fault rules.
+   */
+  async #isPadding(reader: SegmentReader, position: number, fileSize: number): Promise<boolean> {
+    const rest = fileSize - position;
+    if (fileSize % directBlockBytes !== 0 || rest <= 0 || rest >= directBlockBytes) return false;
+    const bytes = await reader.view(position, rest);
+    if (bytes === null) return false;
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+    return true;
   }
 
   /** A valid header is plausible here when it is of this cluster and not behind the scan. */
