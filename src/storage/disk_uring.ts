@@ -37,6 +37,9 @@ const stagingSizeKeepMax = 8 * 1024 * 1024;
 /** readInto of at least this many bytes (1 MiB) is a pread on a pool thread, not a ring read. */
 const bulkReadBytesMin = 1024 * 1024;
 
+/** A bulk read is split into at most this many parts read at once (each at least bulkReadBytesMin). */
+const bulkReadPartsMax = 4;
+
 /** Largest single ring entry (the kernel's length field is 32-bit; stay well under it). */
 const entryBytesMax = 1 << 30;
 
@@ -344,17 +347,22 @@ class NativeFile implements DiskFile {
         // thread: through the ring they would need the staging copy, and a read of cached
         // pages completes at submission, on the event-loop thread (together 0.4 s per GiB
         // of the scan's main thread, measured).
-        let done = 0;
-        try {
-          while (done < target.length) {
-            const count = await this.#disk.io.preadOffThread(fd, done === 0 ? target : target.subarray(done), offset + done);
-            if (count === 0) break; // end of file
-            done += count;
-          }
-        } catch (error) {
-          throw diskError("read", this.path, error);
+        // In parts read at once on different pool threads: a cold sequential read of one
+        // stream got about 540 MB/s from this VM's disk, two streams about 1,070 MB/s.
+        const parts = Math.min(bulkReadPartsMax, Math.floor(target.length / bulkReadBytesMin));
+        const partBytes = Math.ceil(target.length / parts);
+        const counts: Promise<number>[] = [];
+        for (let at = 0; at < target.length; at += partBytes) {
+          counts.push(this.#preadAll(fd, target.subarray(at, Math.min(target.length, at + partBytes)), offset + at));
         }
-        return done;
+        const done = await Promise.all(counts);
+        // Short only at the end of the file: the bytes count up to the first short part.
+        let total = 0;
+        for (let i = 0; i < done.length; i++) {
+          total += done[i]!;
+          if (done[i]! < Math.min(partBytes, target.length - i * partBytes)) break;
+        }
+        return total;
       }
       // The kernel needs native memory: read into staging, then one copy into the caller's
       // (reused, already faulted-in) buffer.
@@ -367,6 +375,21 @@ class NativeFile implements DiskFile {
         this.#trimStaging();
       }
     });
+  }
+
+  /** Reads into all of `target` at `position` on a pool thread; the count is short only at the end of the file. */
+  async #preadAll(fd: number, target: Uint8Array, position: number): Promise<number> {
+    let done = 0;
+    try {
+      while (done < target.length) {
+        const count = await this.#disk.io.preadOffThread(fd, done === 0 ? target : target.subarray(done), position + done);
+        if (count === 0) break; // end of file
+        done += count;
+      }
+    } catch (error) {
+      throw diskError("read", this.path, error);
+    }
+    return done;
   }
 
   write(offset: number, buffers: readonly Uint8Array[], options: WriteOptions): Promise<void> {
