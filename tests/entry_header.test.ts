@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  chainsAfter, decodeHeader, encodeEntry, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+  chainsAfter, decodeHeader, decodeHeaderLazy, decodeHeaderView, encodeEntry, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
 } from "../src/codec/entry_header.ts";
 
 const cluster = new Uint8Array(16).fill(7);
@@ -66,4 +66,26 @@ test("root entries differ between clusters", () => {
   const a = decodeHeader(rootEntry(cluster));
   const b = decodeHeader(rootEntry(new Uint8Array(16).fill(8)));
   assert.notDeepEqual(a.checksum, b.checksum);
+});
+
+test("the view and lazy decodings give every field of the copying one, as views of the same bytes", () => {
+  const parent = rootEntry(cluster);
+  const body = new Uint8Array([1, 2, 3]);
+  const bytes = encodeEntry({
+    parent: decodeHeader(parent).checksum, cluster, client, op: 2 ** 33 + 5, commit: 2 ** 32 + 1, timestamp: 1_700_000_000_123,
+    view: 70_000, request: 4_000_000_000, operation: 0xbeef,
+  }, body);
+  const copied = decodeHeader(bytes);
+  const fields = ["checksum", "checksumBody", "parent", "cluster", "client", "op", "commit", "timestamp", "view", "request", "size", "operation", "version"] as const;
+  for (const [name, decoded] of [["view", decodeHeaderView(bytes)], ["lazy", decodeHeaderLazy(bytes)]] as const) {
+    for (const field of fields) assert.deepEqual(decoded[field], copied[field], `${name}: ${field}`);
+    for (const field of ["checksum", "checksumBody", "parent", "cluster", "client"] as const) {
+      assert.equal((decoded[field] as Uint8Array).buffer, bytes.buffer, `${name}: ${field} is a view, not a copy`);
+    }
+    assert.ok(verifyBody(decoded, body), name);
+    assert.ok(chainsAfter(decodeHeader(parent), decoded) === (decoded.op === 1), name);
+  }
+  // The lazy header holds no view between reads: each read makes a fresh one.
+  const lazy = decodeHeaderLazy(bytes);
+  assert.notEqual(lazy.checksum, lazy.checksum);
 });

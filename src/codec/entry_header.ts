@@ -177,6 +177,63 @@ export function decodeHeaderView(bytes: Uint8Array): EntryHeader {
   };
 }
 
+/**
+ * An {@link EntryHeader} over `bytes` whose 128-bit fields are made on each read (a view
+ * of `bytes` per access) and whose numbers are decoded once: for headers held long (the
+ * replica's log window), where five views per header would be five objects kept alive
+ * (and promoted by the garbage collector) for every op in the window. `bytes` must never
+ * be written again.
+ */
+class LazyEntryHeader implements EntryHeader {
+  readonly #bytes: Uint8Array;
+  readonly op: number;
+  readonly commit: number;
+  readonly timestamp: number;
+  readonly view: number;
+  readonly request: number;
+  readonly size: number;
+  readonly operation: number;
+  readonly version: number;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.op = u32(bytes, 84) * 0x1_0000_0000 + u32(bytes, 80);
+    this.commit = u32(bytes, 92) * 0x1_0000_0000 + u32(bytes, 88);
+    this.timestamp = u32(bytes, 100) * 0x1_0000_0000 + u32(bytes, 96);
+    this.view = u32(bytes, 104);
+    this.request = u32(bytes, 108);
+    this.size = u32(bytes, 112);
+    this.operation = bytes[116]! | (bytes[117]! << 8);
+    this.version = bytes[118]!;
+  }
+
+  get checksum(): Uint8Array {
+    return this.#bytes.subarray(0, 16);
+  }
+  get checksumBody(): Uint8Array {
+    return this.#bytes.subarray(16, 32);
+  }
+  get parent(): Uint8Array {
+    return this.#bytes.subarray(32, 48);
+  }
+  get cluster(): Uint8Array {
+    return this.#bytes.subarray(48, 64);
+  }
+  get client(): Uint8Array {
+    return this.#bytes.subarray(64, 80);
+  }
+}
+
+/**
+ * Decodes a header that {@link verifyHeader} accepted without copying and without making
+ * its 128-bit fields up front (see {@link LazyEntryHeader}): `bytes` must never be
+ * written again. Not a plain object: spread or compare it field by field.
+ */
+export function decodeHeaderLazy(bytes: Uint8Array): EntryHeader {
+  assert(bytes.length >= entryHeaderSize, "header needs 128 bytes");
+  return new LazyEntryHeader(bytes);
+}
+
 /** True when `body` is the body the header names (size and checksum). */
 export function verifyBody(header: EntryHeader, body: Uint8Array): boolean {
   return body.length === header.size && checksumMatches(body, header.checksumBody);

@@ -277,14 +277,17 @@ function decodeEntries(body: Uint8Array): WireEntry[] {
   let offset = 0;
   while (offset < body.length) {
     if (body.length - offset < entryHeaderSize) throw new MessageError("body", "truncated entry header");
-    const header = body.slice(offset, offset + entryHeaderSize);
+    // Views of the message's bytes, which the receiver owns and never writes to (the bus
+    // hands each message over as a copy of its own): one allocation per message, not two
+    // per entry, and the entries of one prepare live and die together in the log window.
+    const header = body.subarray(offset, offset + entryHeaderSize);
     const problem = verifyHeader(header);
     if (problem !== null) throw new MessageError("body", `entry header fails verification (${problem})`);
     const size = new DataView(header.buffer, header.byteOffset, header.length).getUint32(112, true);
     if (size > entryBodySizeMax || body.length - offset - entryHeaderSize < size) {
       throw new MessageError("body", "truncated entry body");
     }
-    entries.push({ header, body: body.slice(offset + entryHeaderSize, offset + entryHeaderSize + size) });
+    entries.push({ header, body: body.subarray(offset + entryHeaderSize, offset + entryHeaderSize + size) });
     offset += entryHeaderSize + size;
   }
   if (entries.length === 0) throw new MessageError("body", "no entries");

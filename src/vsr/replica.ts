@@ -20,7 +20,7 @@ import { assert, assertCount } from "../assert.ts";
 import { checksumEqual } from "../codec/checksum.ts";
 import { checksum } from "../codec/checksum.ts";
 import {
-  decodeHeader, encodeEntry, entryBodySizeMax, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+  decodeHeader, decodeHeaderView, encodeEntry, entryBodySizeMax, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
 } from "../codec/entry_header.ts";
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
 import { ClientTable, clientKey, isInternalClient, type StoredReply } from "./client_table.ts";
@@ -330,7 +330,11 @@ export class Replica implements ReplicaCore {
     }
   }
 
-  /** Hands the replica a message from a peer; undecodable or foreign messages are counted and dropped. */
+  /**
+   * Hands the replica a message from a peer; undecodable or foreign messages are counted
+   * and dropped. Takes `bytes` over: the log window keeps views of them (entry headers and
+   * bodies), so the caller must never write to them again.
+   */
   receive(bytes: Uint8Array): void {
     let message: Message;
     try {
@@ -589,7 +593,7 @@ export class Replica implements ReplicaCore {
     const durableBefore = this.#durableHead();
     let last = 0;
     for (const entry of m.entries) {
-      const header = decodeHeader(entry.header);
+      const header = decodeHeaderView(entry.header);
       if (!verifyBody(header, entry.body) || !checksumEqual(header.cluster, this.config.cluster)) {
         this.counters.droppedMalformed++;
         return;
@@ -605,7 +609,7 @@ export class Replica implements ReplicaCore {
 
   /** Takes an entry the current view's primary vouches for. */
   #acceptAuthoritative(bytes: Uint8Array, body: Uint8Array | null): void {
-    const header = decodeHeader(bytes);
+    const header = decodeHeaderView(bytes);
     if (header.op <= this.#commitMin || header.op <= this.#log.anchorOp) return;
     const slot = this.#log.get(header.op);
     if (slot !== undefined && checksumEqual(slot.header.checksum, header.checksum)) {
