@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect } from "node:net";
 import type { Socket } from "node:net";
-import { encodeFrame, FrameKind, frameHeaderSize } from "../src/net/frame.ts";
+import { encodeFrame, encodeFrameHeader, FrameKind, frameHeaderSize, verifyFrame } from "../src/net/frame.ts";
 import { busesNew, freePorts, RawPeer, rawDial, text, waitFor } from "./net_helpers.ts";
 
 /** Two good buses (0 and 1) plus a third replica slot (2) that the tests impersonate. */
@@ -183,4 +183,18 @@ test("a peer that never finishes the handshake is dropped after the timeout", as
   } finally {
     await c.close();
   }
+});
+
+test("a message frame's header written before its payload is the frame, byte for byte, and verifies", () => {
+  const key = new Uint8Array(32).fill(3);
+  const payload = new Uint8Array(5000).map((_, i) => i * 7);
+  const header = encodeFrameHeader(FrameKind.message, 42, payload, key);
+  assert.equal(header.length, frameHeaderSize);
+  const joined = new Uint8Array(header.length + payload.length);
+  joined.set(header);
+  joined.set(payload, header.length);
+  assert.deepEqual(joined, encodeFrame(FrameKind.message, 42, payload, key));
+  assert.equal(verifyFrame(joined, key), null);
+  joined[frameHeaderSize + 10]! ^= 1;
+  assert.notEqual(verifyFrame(joined, key), null, "the header's checksum and mac cover the payload");
 });

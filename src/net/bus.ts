@@ -209,7 +209,9 @@ export class Bus {
   /**
    * Queues `bytes` for replica `to` and writes as much as the socket takes. Never blocks
    * and never grows memory past the queue bound: a full queue drops a message (counted).
-   * A message to this replica itself is delivered asynchronously.
+   * A message to this replica itself is delivered asynchronously. Takes `bytes` over
+   * (they are queued and written as they are): the caller must not write to them again;
+   * one message may be sent to several replicas.
    */
   send(to: number, bytes: Uint8Array): void {
     assert(Number.isInteger(to) && to >= 0 && to < this.peers.length, "send to a replica of the cluster");
@@ -228,7 +230,8 @@ export class Bus {
     }
     const peer = this.peers[to];
     assert(peer !== null && peer !== undefined, "peer exists");
-    const payload = bytes.slice();
+    // Not copied: the bus holds `bytes` until the socket has written them (see send's doc).
+    const payload = bytes;
     while (peer.queueCount === peer.queue.length || peer.queueBytes + payload.length > this.options.queueBytesMax) {
       this.counters.messagesDroppedQueueFull += 1;
       peer.droppedQueueFull += 1;

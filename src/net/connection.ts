@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { assert } from "../assert.ts";
 import { ByteQueue } from "./byte_queue.ts";
 import type { BusCounters, DropReason } from "./counters.ts";
-import { decodeFrameHeader, encodeFrame, FrameKind, frameHeaderSize, verifyFrame } from "./frame.ts";
+import { decodeFrameHeader, encodeFrame, encodeFrameHeader, FrameKind, frameHeaderSize, verifyFrame } from "./frame.ts";
 import type { FrameHeader } from "./frame.ts";
 import { constantTimeEqual } from "./frame.ts";
 import {
@@ -97,16 +97,20 @@ export class Connection {
     return this.socket.writableLength;
   }
 
-  /** Sends one message; returns false when the caller should wait for `drain`. */
+  /**
+   * Sends one message; returns false when the caller should wait for `drain`. The socket
+   * holds `payload` until written: the caller must not write to it again.
+   */
   send(payload: Uint8Array): boolean {
     assert(this.state === "open", "send only on an open connection");
     assert(this.keySend !== null, "open connections have a send key");
     assert(payload.length <= this.options.frameSizeMax, "payload within the frame size limit");
-    const frame = encodeFrame(FrameKind.message, this.sequenceSend, payload, this.keySend);
+    const header = encodeFrameHeader(FrameKind.message, this.sequenceSend, payload, this.keySend);
     this.sequenceSend += 1;
     this.counters.framesOut += 1;
-    this.counters.bytesOut += frame.length;
-    return this.socket.write(frame);
+    this.counters.bytesOut += header.length + payload.length;
+    this.socket.write(header);
+    return this.socket.write(payload);
   }
 
   /** Closes without a fault (shutdown, or replaced by a newer connection). */

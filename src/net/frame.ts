@@ -53,21 +53,32 @@ export type FrameHeaderError = "garbage" | "oversized";
  * The result is a fresh buffer the caller may hand to a socket.
  */
 export function encodeFrame(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: Uint8Array | null): Uint8Array {
+  const frame = new Uint8Array(frameHeaderSize + payload.length);
+  frame.set(encodeFrameHeader(kind, sequence, payload, macKey), 0);
+  frame.set(payload, frameHeaderSize);
+  return frame;
+}
+
+/**
+ * The 48-byte header of the frame carrying `payload`: written before the payload (two
+ * writes of one corked flush leave in one writev), it spares the copy of the payload into
+ * a frame of its own.
+ */
+export function encodeFrameHeader(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: Uint8Array | null): Uint8Array {
   assert(Number.isSafeInteger(sequence) && sequence >= 0, "frame sequence is a safe integer");
   assert(payload.length <= 0xffff_ffff, "frame payload fits u32");
   assert((kind === FrameKind.message) === (macKey !== null), "message frames and only they carry a mac");
-  const frame = new Uint8Array(frameHeaderSize + payload.length);
-  const view = new DataView(frame.buffer);
-  frame[0] = frameMagic0;
-  frame[1] = frameMagic1;
-  frame[2] = frameVersion;
-  frame[3] = kind;
+  const header = new Uint8Array(frameHeaderSize);
+  const view = new DataView(header.buffer);
+  header[0] = frameMagic0;
+  header[1] = frameMagic1;
+  header[2] = frameVersion;
+  header[3] = kind;
   view.setUint32(4, payload.length, true);
   view.setBigUint64(8, BigInt(sequence), true);
-  frame.set(payload, frameHeaderSize);
-  frame.set(checksum(frame.subarray(0, 16), payload), 16);
-  if (macKey !== null) frame.set(frameMac(macKey, frame.subarray(0, 32), payload), 32);
-  return frame;
+  header.set(checksum(header.subarray(0, 16), payload), 16);
+  if (macKey !== null) header.set(frameMac(macKey, header.subarray(0, 32), payload), 32);
+  return header;
 }
 
 /** HMAC-SHA256 of the header's first 32 bytes and the payload, truncated to 128 bits. */
