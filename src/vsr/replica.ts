@@ -124,9 +124,10 @@ export class Replica implements ReplicaCore {
   #writtenOp: number;
   /**
    * What the journal holds (or will, once the actions handed over run) at each op above
-   * the anchor up to `#writtenOp`: the entry's checksum, or null for an op recovery found
-   * faulty. The journal is one hash chain and appends only after the entry an append
-   * chains from, so every write is checked against it (see #issueWrites).
+   * the anchor up to `#writtenOp`: the entry's header (its first 16 bytes are the
+   * checksum; the slot's own bytes, so that an op costs no allocation here), or null for an
+   * op recovery found faulty. The journal is one hash chain and appends only after the
+   * entry an append chains from, so every write is checked against it (see #issueWrites).
    */
   readonly #journalChecksums = new Map<number, Uint8Array | null>();
   /** Whether this replica may vote and count in quorums (false after a lost disk). */
@@ -238,7 +239,7 @@ export class Replica implements ReplicaCore {
       if (header.op <= checkpointOp) continue;
       const slot = this.#log.put(bytes.slice(0, entryHeaderSize), null, true);
       slot.durable = true;
-      this.#journalChecksums.set(header.op, header.checksum);
+      this.#journalChecksums.set(header.op, slot.bytes);
       this.#writtenOp = Math.max(this.#writtenOp, header.op);
     }
     let tailUnknown = false;
@@ -686,7 +687,7 @@ export class Replica implements ReplicaCore {
       { kind: "entry", op: slot.header.op },
     );
     slot.writeId = id;
-    this.#journalChecksums.set(slot.header.op, slot.header.checksum);
+    this.#journalChecksums.set(slot.header.op, slot.bytes);
   }
 
   /**
@@ -702,7 +703,7 @@ export class Replica implements ReplicaCore {
       const slot = this.#log.get(op);
       if (slot === undefined || slot.body === null || !slot.trusted) return;
       const below = this.#journalChecksums.get(op - 1);
-      if (below !== undefined && (below === null || !checksumEqual(below, slot.header.parent))) {
+      if (below !== undefined && (below === null || !checksumEqual(below.subarray(0, 16), slot.header.parent))) {
         // An applied op is never cut: it stays to be repaired in place (see #writeCovered).
         if (op - 1 <= this.#commitMin) return;
         this.#rewriteFrom(op - 1);
@@ -1430,11 +1431,11 @@ export class Replica implements ReplicaCore {
     // at that op (or a faulty one), it is cut below it so that the next append starts it
     // over from the checkpoint (the driver's resetAfterCheckpoint).
     const held = this.#journalChecksums.get(parts.op);
-    if (this.#writtenOp >= parts.op && (held === undefined || held === null || !checksumEqual(held, parts.header.subarray(0, 16)))) {
+    if (this.#writtenOp >= parts.op && (held === undefined || held === null || !checksumEqual(held.subarray(0, 16), parts.header.subarray(0, 16)))) {
       this.#truncateJournalAfter(parts.op - 1);
     }
     for (const op of this.#journalChecksums.keys()) if (op < parts.op) this.#journalChecksums.delete(op);
-    this.#journalChecksums.set(parts.op, parts.header.slice(0, 16));
+    this.#journalChecksums.set(parts.op, parts.header.slice(0, entryHeaderSize));
     this.#writtenOp = Math.max(this.#writtenOp, parts.op);
     this.#checkpointWriting = { op: parts.op, bytes: blob, header: parts.header };
     this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: blob }, { kind: "checkpoint", op: parts.op });
