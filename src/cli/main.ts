@@ -4,6 +4,7 @@
  */
 import { commands } from "./commands.ts";
 import { UsageError } from "./command.ts";
+import { AppModuleError } from "../node/load_app.ts";
 
 /** Runs `chronon ARGV…` and resolves to the exit code (0 ok, 1 failure found, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
@@ -31,8 +32,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`chronon ${name}: ${error.message}\n\n${command.usage}`);
+    // Bad input is named in one line, never a stack trace: a usage error, an option the
+    // command does not know (node:util parseArgs), an application module that will not load.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (error instanceof UsageError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
+      console.error(`chronon ${name}: ${(error as Error).message}\n\n${command.usage}`);
+      return 2;
+    }
+    if (error instanceof AppModuleError) {
+      console.error(`chronon ${name}: ${error.message}`);
       return 2;
     }
     throw error;
