@@ -73,6 +73,16 @@ function checkResult(operation: string, path: string, result: number): number {
   return result;
 }
 
+/**
+ * The byte count of a direct write that returned `count`. A short one (a disk filling up)
+ * must still end on a block boundary for the rest to be an aligned write; anything else
+ * is an I/O error, reported, not an assertion.
+ */
+function directProgress(path: string, count: number): number {
+  if (count > 0 && count % directBlockBytes === 0) return count;
+  throw new DiskError("write", path, "EIO", `direct write made ${count} bytes of progress, not whole ${directBlockBytes}-byte blocks`);
+}
+
 /** How a NativeFile reaches the kernel. */
 interface Engine {
   /** Writes all of `bytes` (native) at `position`; with `sync`, makes them durable. */
@@ -176,11 +186,7 @@ class RingEngine implements Engine {
     while (done < bytes.length) {
       const length = Math.min(bytes.length - done, entryBytesMax);
       const [result] = await this.#scheduler.run([{ kind: "write", fd, bytes: bytes.subarray(done, done + length), position: position + done }]);
-      const count = checkResult("write", file.path, result!);
-      // A short direct write ends on a block boundary (the device wrote whole blocks), so
-      // the rest is still an aligned write.
-      assert(count > 0 && count % directBlockBytes === 0, "a direct write makes progress in whole blocks");
-      done += count;
+      done += directProgress(file.path, checkResult("write", file.path, result!));
     }
   }
 }
@@ -225,9 +231,7 @@ class DirectSyncEngine implements Engine {
     try {
       let done = 0;
       while (done < bytes.length) {
-        const count = this.#io.pwrite(fd, bytes.subarray(done), position + done);
-        assert(count > 0 && count % directBlockBytes === 0, "a direct write makes progress in whole blocks");
-        done += count;
+        done += directProgress(file.path, this.#io.pwrite(fd, bytes.subarray(done), position + done));
       }
     } catch (error) {
       return Promise.reject(diskError("write", file.path, error));
