@@ -131,6 +131,11 @@ function u32(bytes: Uint8Array, at: number): number {
   return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
+/** Little-endian u64 below 2^53 at `at` (the header's op, commit and timestamp). */
+function u64(bytes: Uint8Array, at: number): number {
+  return u32(bytes, at + 4) * 0x1_0000_0000 + u32(bytes, at);
+}
+
 /** Decodes a header that {@link verifyHeader} accepted. Copies, so the source may be reused. */
 export function decodeHeader(bytes: Uint8Array): EntryHeader {
   assert(bytes.length >= entryHeaderSize, "header needs 128 bytes");
@@ -166,9 +171,9 @@ export function decodeHeaderView(bytes: Uint8Array): EntryHeader {
     parent: bytes.subarray(32, 48),
     cluster: bytes.subarray(48, 64),
     client: bytes.subarray(64, 80),
-    op: u32(bytes, 84) * 0x1_0000_0000 + u32(bytes, 80),
-    commit: u32(bytes, 92) * 0x1_0000_0000 + u32(bytes, 88),
-    timestamp: u32(bytes, 100) * 0x1_0000_0000 + u32(bytes, 96),
+    op: u64(bytes, 80),
+    commit: u64(bytes, 88),
+    timestamp: u64(bytes, 96),
     view: u32(bytes, 104),
     request: u32(bytes, 108),
     size: u32(bytes, 112),
@@ -197,9 +202,9 @@ class LazyEntryHeader implements EntryHeader {
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
-    this.op = u32(bytes, 84) * 0x1_0000_0000 + u32(bytes, 80);
-    this.commit = u32(bytes, 92) * 0x1_0000_0000 + u32(bytes, 88);
-    this.timestamp = u32(bytes, 100) * 0x1_0000_0000 + u32(bytes, 96);
+    this.op = u64(bytes, 80);
+    this.commit = u64(bytes, 88);
+    this.timestamp = u64(bytes, 96);
     this.view = u32(bytes, 104);
     this.request = u32(bytes, 108);
     this.size = u32(bytes, 112);

@@ -230,15 +230,14 @@ export class Bus {
     }
     const peer = this.peers[to];
     assert(peer !== null && peer !== undefined, "peer exists");
-    // Not copied: the bus holds `bytes` until the socket has written them (see send's doc).
-    const payload = bytes;
-    while (peer.queueCount === peer.queue.length || peer.queueBytes + payload.length > this.options.queueBytesMax) {
+    // Not copied: the bus holds `bytes` until the socket has written them (see above).
+    while (peer.queueCount === peer.queue.length || peer.queueBytes + bytes.length > this.options.queueBytesMax) {
       this.counters.messagesDroppedQueueFull += 1;
       peer.droppedQueueFull += 1;
       if (this.options.queueDrop === "newest") return;
       peer.shift();
     }
-    peer.push(payload);
+    peer.push(bytes);
     // Messages sent in one turn (a pump of the replica's Ready) leave in one write system
     // call per peer at the end of the turn, not one write each.
     if (!peer.flushQueued) {

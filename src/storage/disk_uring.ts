@@ -275,7 +275,7 @@ class NativeFile implements DiskFile {
     this.#lastBlock = new Uint8Array(direct === null ? 0 : directBlockBytes);
   }
 
-  /** True when synced writes go O_DIRECT (for tests and `chronon inspect`). */
+  /** True when synced writes go O_DIRECT (for tests). */
   get direct(): boolean {
     return this.#directFd >= 0;
   }
@@ -444,9 +444,11 @@ class NativeFile implements DiskFile {
     const length = alignedEnd - start;
     const staging = this.#stagingFor(length).bytes;
     try {
-      if (offset > start) this.#fillBlock(staging, 0, start);
+      // The partial blocks at either end, the last one only when it is not the first.
       const lastAt = alignedEnd - block;
-      if (end < alignedEnd && !(lastAt === start && offset > start)) this.#fillBlock(staging, lastAt - start, lastAt);
+      const headPartial = offset > start;
+      if (headPartial) this.#fillBlock(staging, 0, start);
+      if (end < alignedEnd && !(headPartial && lastAt === start)) this.#fillBlock(staging, lastAt - start, lastAt);
       let at = offset - start;
       for (const buffer of buffers) {
         staging.set(buffer, at);
