@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compareClaims, quorumOp, quorumSize, winningClaim } from "../src/vsr/quorum.ts";
 import { decodeMessage, encodeMessage, ForeignClusterError, MessageError, type Message } from "../src/vsr/message.ts";
-import { ClientTable, clientKey } from "../src/vsr/client_table.ts";
+import { ClientTable, clientKey, sessionKey } from "../src/vsr/client_table.ts";
 import { encodeEntry, rootEntry } from "../src/codec/entry_header.ts";
 import { checksum } from "../src/codec/checksum.ts";
 
@@ -92,10 +92,22 @@ describe("vsr messages", () => {
 });
 
 describe("vsr client table", () => {
-  test("the table key is the id's lowercase hex, two digits per byte", () => {
+  test("an evicted id is kept as its lowercase hex, two digits per byte", () => {
     const id = Uint8Array.from({ length: 16 }, (_, i) => (i * 17 + 5) & 0xff);
     assert.equal(clientKey(id), Array.from(id, (b) => b.toString(16).padStart(2, "0")).join(""));
     assert.equal(clientKey(new Uint8Array([0, 1, 0xab, 0xff])), "0001abff");
+  });
+
+  test("session keys are distinct per id and sort as the ids' bytes do (checkpoints sort by them)", () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const ids = Array.from({ length: 400 }, () => Uint8Array.from({ length: 16 }, next));
+    ids.push(new Uint8Array(16), new Uint8Array(16).fill(0xff), Uint8Array.from({ length: 16 }, (_, i) => (i === 15 ? 1 : 0)));
+    const byHex = [...ids].sort((a, b) => (clientKey(a) < clientKey(b) ? -1 : clientKey(a) > clientKey(b) ? 1 : 0));
+    const byKey = [...ids].sort((a, b) => (sessionKey(a) < sessionKey(b) ? -1 : sessionKey(a) > sessionKey(b) ? 1 : 0));
+    assert.deepEqual(byKey.map(clientKey), byHex.map(clientKey));
+    assert.equal(new Set(ids.map(sessionKey)).size, new Set(ids.map(clientKey)).size);
+    assert.equal(sessionKey(ids[0]!).length, 8);
   });
 
   test("evicts the least recently committed session and remembers it", () => {

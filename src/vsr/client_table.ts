@@ -38,15 +38,32 @@ export type SessionCheck =
   | { readonly kind: "duplicate"; readonly reply: StoredReply; readonly op: number }
   | { readonly kind: "error"; readonly error: ReplyError; readonly message: string };
 
-/** Two hex digits of every byte value (clientKey runs several times per request). */
+/** Two hex digits of every byte value. */
 const hexOfByte: readonly string[] = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 
-/** Hex of a 16-byte id, the table key. */
+/** Lower-case hex of a 16-byte id: how evicted ids are kept and checkpointed. */
 export function clientKey(client: Uint8Array): string {
   let out = "";
   for (let i = 0; i < client.length; i++) out += hexOfByte[client[i]!]!;
   return out;
 }
+
+/**
+ * The session table's key for a 16-byte client id: the id as eight UTF-16 code units
+ * (byte pairs, big-endian), so keys compare as the ids' bytes do and `encode` can sort by
+ * them. One flat string made in one call: a hex key built by concatenation is a rope that
+ * every Map lookup flattens and hashes again, and the primary made three per request.
+ */
+export function sessionKey(client: Uint8Array): string {
+  assert(client.length === 16, "client id is 16 bytes");
+  return String.fromCharCode(
+    (client[0]! << 8) | client[1]!, (client[2]! << 8) | client[3]!, (client[4]! << 8) | client[5]!, (client[6]! << 8) | client[7]!,
+    (client[8]! << 8) | client[9]!, (client[10]! << 8) | client[11]!, (client[12]! << 8) | client[13]!, (client[14]! << 8) | client[15]!,
+  );
+}
+
+/** The answer of {@link ClientTable.check} for a request the table has not seen (one object, never changed). */
+const sessionCheckNew: SessionCheck = Object.freeze({ kind: "new" });
 
 /** True for the all-zero client id of internal operations (no session). */
 export function isInternalClient(client: Uint8Array): boolean {
@@ -57,8 +74,9 @@ export function isInternalClient(client: Uint8Array): boolean {
 /** The replicated client table. */
 export class ClientTable {
   readonly sessionsMax: number;
+  /** Live sessions by {@link sessionKey}. */
   readonly #sessions = new Map<string, Session>();
-  /** Evicted client keys in eviction order (oldest first), at most evictedRememberedMax. */
+  /** Evicted clients' hex ids ({@link clientKey}: they travel in checkpoints) in eviction order (oldest first), at most evictedRememberedMax. */
   readonly #evicted: string[] = [];
   readonly #evictedSet = new Set<string>();
 
@@ -75,29 +93,33 @@ export class ClientTable {
 
   /** The session of `client`, if registered and not evicted. */
   get(client: Uint8Array): Session | undefined {
-    return this.#sessions.get(clientKey(client));
+    return this.#sessions.get(sessionKey(client));
   }
 
   /** Classifies a request against the committed table (the primary's filter before prepare). */
   check(client: Uint8Array, request: number): SessionCheck {
+    return this.checkKey(sessionKey(client), client, request);
+  }
+
+  /** {@link check} for a caller that already holds the client's {@link sessionKey}. */
+  checkKey(key: string, client: Uint8Array, request: number): SessionCheck {
     assertCount(request, "request number");
-    const key = clientKey(client);
     const session = this.#sessions.get(key);
     if (request === 0) {
-      if (session === undefined) return { kind: "new" };
+      if (session === undefined) return sessionCheckNew;
       if (session.request === 0) return { kind: "duplicate", reply: session.reply, op: session.commitOp };
       return { kind: "error", error: "stale_request", message: "session already registered and in use" };
     }
-    if (session === undefined) return this.#missing(key);
+    if (session === undefined) return this.#missing(client);
     if (request === session.request) return { kind: "duplicate", reply: session.reply, op: session.commitOp };
     if (request < session.request) {
       return { kind: "error", error: "stale_request", message: `request ${request} < latest ${session.request}` };
     }
-    return { kind: "new" };
+    return sessionCheckNew;
   }
 
-  #missing(key: string): SessionCheck {
-    if (this.#evictedSet.has(key)) {
+  #missing(client: Uint8Array): SessionCheck {
+    if (this.#evictedSet.has(clientKey(client))) {
       return { kind: "error", error: "session_evicted", message: "session was evicted: register again" };
     }
     return { kind: "error", error: "session_unknown", message: "no such session: register first" };
@@ -105,11 +127,12 @@ export class ClientTable {
 
   /** Registers `client` at commit `op`, evicting the least recently committed session if full. */
   register(client: Uint8Array, op: number): void {
-    const key = clientKey(client);
+    const key = sessionKey(client);
     assert(!this.#sessions.has(key), "register only a new session");
     if (this.#sessions.size === this.sessionsMax) this.#evictOldest();
     assert(this.#sessions.size < this.sessionsMax, "room for the new session");
-    if (this.#evictedSet.delete(key)) this.#evicted.splice(this.#evicted.indexOf(key), 1);
+    const hex = clientKey(client);
+    if (this.#evictedSet.delete(hex)) this.#evicted.splice(this.#evicted.indexOf(hex), 1);
     this.#sessions.set(key, { client: client.slice(), request: 0, commitOp: op, reply: { body: new Uint8Array(0) } });
   }
 
@@ -125,17 +148,23 @@ export class ClientTable {
         oldestKey = key;
       }
     }
-    assert(oldestKey !== null, "a full table has an oldest session");
+    assert(oldestKey !== null && oldest !== null, "a full table has an oldest session");
     this.#sessions.delete(oldestKey);
-    this.#evicted.push(oldestKey);
-    this.#evictedSet.add(oldestKey);
+    const hex = clientKey(oldest.client);
+    this.#evicted.push(hex);
+    this.#evictedSet.add(hex);
     if (this.#evicted.length > evictedRememberedMax) this.#evictedSet.delete(this.#evicted.shift()!);
     assert(this.#evicted.length <= evictedRememberedMax, "evicted memory bounded");
   }
 
   /** Records the committed outcome of `request` (greater than the session's latest). */
   record(client: Uint8Array, request: number, op: number, reply: StoredReply): void {
-    const session = this.#sessions.get(clientKey(client));
+    this.recordKey(sessionKey(client), request, op, reply);
+  }
+
+  /** {@link record} for a caller that already holds the client's {@link sessionKey}. */
+  recordKey(key: string, request: number, op: number, reply: StoredReply): void {
+    const session = this.#sessions.get(key);
     assert(session !== undefined, "record only for a live session");
     assert(request > session.request, "request numbers increase within a session");
     assert(op > session.commitOp, "commit ops increase within a session");
@@ -173,7 +202,7 @@ export class ClientTable {
       assertCount(s.request, "session request");
       assertCount(s.commitOp, "session commit op");
       const reply: StoredReply = s.reply.error !== undefined ? { error: s.reply.error } : { body: s.reply.body ?? new Uint8Array(0) };
-      this.#sessions.set(clientKey(s.client), { client: s.client, request: s.request, commitOp: s.commitOp, reply });
+      this.#sessions.set(sessionKey(s.client), { client: s.client, request: s.request, commitOp: s.commitOp, reply });
     }
     for (const key of value.evicted.slice(-evictedRememberedMax)) {
       this.#evicted.push(key);

@@ -77,14 +77,15 @@ export class LogWindow {
 
   /**
    * Puts a slot at `op` (replacing what was there). Takes `bytes` over: the caller must
-   * never write to them again (the header's fields are views of them).
+   * never write to them again (the header's fields are views of them). `header`, when
+   * given, must be `decodeHeaderLazy(bytes)`.
    */
-  put(bytes: Uint8Array, body: Uint8Array | null, trusted: boolean): Slot {
+  put(bytes: Uint8Array, body: Uint8Array | null, trusted: boolean, header: EntryHeader = decodeHeaderLazy(bytes)): Slot {
     // Neither copies nor views kept: the slot owns `bytes`, which nothing writes to again,
     // and the 128-bit fields are views made when read. Five copied fields cost five
     // ArrayBuffers per slot, and the window holds up to two checkpoint intervals of slots:
     // measured, they were the largest share of what a replica promoted under load.
-    const header = decodeHeaderLazy(bytes);
+    // (`header`: the caller's decodeHeaderLazy of `bytes`, when it already made one.)
     assert(header.op > this.anchorOp, "slots live above the anchor");
     const slot: Slot = { bytes, header, body, durable: false, writeId: null, trusted, faulty: false };
     this.#slots.set(header.op, slot);

@@ -130,27 +130,36 @@ export class ForeignClusterError extends Error {
   override readonly name = "ForeignClusterError";
 }
 
-function concatEntries(entries: readonly WireEntry[]): Uint8Array {
+/** Bytes the entries take in a message body. */
+function entriesSize(entries: readonly WireEntry[]): number {
   let size = 0;
   for (const entry of entries) size += entry.header.length + entry.body.length;
-  const out = new Uint8Array(size);
-  let offset = 0;
+  return size;
+}
+
+/** Writes the entries one after the other into `out` from `offset`. */
+function writeEntries(entries: readonly WireEntry[], out: Uint8Array, offset: number): void {
   for (const entry of entries) {
     assert(entry.header.length === entryHeaderSize, "wire entry header is 128 bytes");
     out.set(entry.header, offset);
     out.set(entry.body, offset + entryHeaderSize);
     offset += entryHeaderSize + entry.body.length;
   }
-  return out;
+  assert(offset === out.length, "entries fill the message");
 }
 
-function encodeBody(message: MessageBody): Uint8Array {
+/** The entries a body of entries carries (prepare, entry), or null for a CBOR or empty body. */
+function entriesOf(message: MessageBody): readonly WireEntry[] | null {
+  if (message.kind === "prepare") {
+    assert(message.entries.length > 0, "a prepare carries at least one entry");
+    return message.entries;
+  }
+  return message.kind === "entry" ? [message.entry] : null;
+}
+
+/** The body of a message that is not made of entries. */
+function encodeBody(message: Exclude<MessageBody, { kind: "prepare" | "entry" }>): Uint8Array {
   switch (message.kind) {
-    case "prepare":
-      assert(message.entries.length > 0, "a prepare carries at least one entry");
-      return concatEntries(message.entries);
-    case "entry":
-      return concatEntries([message.entry]);
     case "prepare_ok":
     case "request_prepare":
       return cborEncode({ op: message.op, checksum: message.checksum });
@@ -197,18 +206,22 @@ export function encodeMessage(message: Message): Uint8Array {
   assertCount(message.view, "message view");
   assert(message.view <= 0xffff_ffff, "view fits u32");
   assertCount(message.commit, "message commit");
-  const body = encodeBody(message);
-  assert(body.length <= messageBodySizeMax, `message body of ${body.length} bytes exceeds the bound`);
-  const bytes = new Uint8Array(messageHeaderSize + body.length);
+  // Entries (the bulk of the traffic) are written straight into the message: one copy.
+  const entries = entriesOf(message);
+  const body = entries === null ? encodeBody(message as Exclude<MessageBody, { kind: "prepare" | "entry" }>) : null;
+  const bodySize = body === null ? entriesSize(entries!) : body.length;
+  assert(bodySize <= messageBodySizeMax, `message body of ${bodySize} bytes exceeds the bound`);
+  const bytes = new Uint8Array(messageHeaderSize + bodySize);
   const view = new DataView(bytes.buffer);
   bytes.set(message.cluster, 16);
   bytes[32] = messageKinds[message.kind];
   bytes[33] = messageFormatVersion;
   view.setUint16(34, message.replica, true);
   view.setUint32(36, message.view, true);
-  view.setUint32(40, body.length, true);
+  view.setUint32(40, bodySize, true);
   view.setBigUint64(48, BigInt(message.commit), true);
-  bytes.set(body, messageHeaderSize);
+  if (body === null) writeEntries(entries!, bytes, messageHeaderSize);
+  else bytes.set(body, messageHeaderSize);
   bytes.set(checksum(bytes.subarray(16)), 0);
   return bytes;
 }

@@ -20,10 +20,11 @@ import { assert, assertCount } from "../assert.ts";
 import { checksumEqual } from "../codec/checksum.ts";
 import { checksum } from "../codec/checksum.ts";
 import {
-  decodeHeader, decodeHeaderView, encodeEntry, entryBodySizeMax, entryHeaderSize, rootEntry, verifyBody, verifyHeader,
+  decodeHeader, decodeHeaderLazy, encodeEntry, entryBodySizeMax, entryHeaderSize, type EntryHeader, rootEntry,
+  verifyBody, verifyHeader,
 } from "../codec/entry_header.ts";
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
-import { ClientTable, clientKey, isInternalClient, type StoredReply } from "./client_table.ts";
+import { ClientTable, isInternalClient, sessionKey, type StoredReply } from "./client_table.ts";
 import {
   checkpointChunkSizeMax, messageBodySizeMax, messageHeadersMax, operationRegister, queriesPendingMax,
   queryRetryTicks, repairBurstMax, requestQueueMax, retransmitBurstMax, retransmitTicks, viewChangeBackoffMax,
@@ -377,8 +378,8 @@ export class Replica implements ReplicaCore {
       return;
     }
     if (!internal) {
-      const key = clientKey(request.client);
-      const check = this.#clients.check(request.client, request.request);
+      const key = sessionKey(request.client);
+      const check = this.#clients.checkKey(key, request.client, request.request);
       if (check.kind === "duplicate") {
         this.#reply(request.token, check.reply, check.op);
         return;
@@ -394,7 +395,7 @@ export class Replica implements ReplicaCore {
           inflight.token = request.token;
           for (const [op, token] of this.#replyTokens) {
             const slot = this.#log.get(op);
-            if (slot !== undefined && clientKey(slot.header.client) === key) this.#replyTokens.set(op, request.token);
+            if (slot !== undefined && sessionKey(slot.header.client) === key) this.#replyTokens.set(op, request.token);
             void token;
           }
           return;
@@ -413,7 +414,7 @@ export class Replica implements ReplicaCore {
     }
     // Prepared at the next ready(): every request that arrives in one driver turn goes
     // into as few prepares as the pipeline allows.
-    this.#queue.push({ ...request, operation });
+    this.#queue.push(operation === request.operation ? request : { ...request, operation });
   }
 
   /** A read-only query: `stale` answers at once, `linearizable` after a quorum round. */
@@ -487,7 +488,12 @@ export class Replica implements ReplicaCore {
       case "other":
         break;
     }
-    this.#afterProgress();
+    // An entry that became durable matters only to what the next ready() emits (an
+    // acknowledgement, a commit, its replies): a journal batch completes as many entries
+    // at once, and running #afterProgress for each walked the uncommitted window once per
+    // entry. Everything else is rare and takes effect now.
+    if (action.kind === "entry") this.#progressDue = true;
+    else this.#afterProgress();
   }
 
   /**
@@ -496,6 +502,7 @@ export class Replica implements ReplicaCore {
    * coalesced prepare_ok: a driver that calls it once per turn batches by itself.
    */
   ready(): Ready {
+    if (this.#progressDue) this.#afterProgress();
     this.#prepareQueued();
     this.#flushPrepareOk();
     const out: Ready = { storage: this.#storage, messages: this.#messages, replies: this.#replies };
@@ -594,12 +601,13 @@ export class Replica implements ReplicaCore {
     const durableBefore = this.#durableHead();
     let last = 0;
     for (const entry of m.entries) {
-      const header = decodeHeaderView(entry.header);
+      // One lazy header per entry, kept by the slot: no views are made but the ones read.
+      const header = decodeHeaderLazy(entry.header);
       if (!verifyBody(header, entry.body) || !checksumEqual(header.cluster, this.config.cluster)) {
         this.counters.droppedMalformed++;
         return;
       }
-      this.#acceptAuthoritative(entry.header, entry.body);
+      this.#acceptAuthoritative(entry.header, entry.body, header);
       last = header.op;
     }
     this.#afterProgress();
@@ -609,8 +617,7 @@ export class Replica implements ReplicaCore {
   }
 
   /** Takes an entry the current view's primary vouches for. */
-  #acceptAuthoritative(bytes: Uint8Array, body: Uint8Array | null): void {
-    const header = decodeHeaderView(bytes);
+  #acceptAuthoritative(bytes: Uint8Array, body: Uint8Array | null, header: EntryHeader = decodeHeaderLazy(bytes)): void {
     if (header.op <= this.#commitMin || header.op <= this.#log.anchorOp) return;
     const slot = this.#log.get(header.op);
     if (slot !== undefined && checksumEqual(slot.header.checksum, header.checksum)) {
@@ -618,7 +625,7 @@ export class Replica implements ReplicaCore {
       if (slot.body === null && body !== null) this.#fillBody(slot, body);
     } else {
       if (slot !== undefined) this.#truncateAt(header.op);
-      const fresh = this.#log.put(bytes, body, true);
+      const fresh = this.#log.put(bytes, body, true, header);
       if (body !== null && header.op <= this.#writtenOp) this.#writeCovered(fresh, slot);
     }
     const above = this.#log.get(header.op + 1);
@@ -775,7 +782,7 @@ export class Replica implements ReplicaCore {
   /** Prepares queued requests while the pipeline has room. */
   #prepareQueued(): void {
     if (this.#status !== "normal" || !this.#isPrimary()) return;
-    this.#batches = this.#batches.filter((op) => op > this.#commitMax);
+    while (this.#batches.length > 0 && this.#batches[0]! <= this.#commitMax) this.#batches.shift();
     while (this.#queue.length > 0 && this.#batches.length < this.config.pipelineMax) {
       const entries: WireEntry[] = [];
       let size = 0;
@@ -835,6 +842,7 @@ export class Replica implements ReplicaCore {
 
   /** Everything that may follow progress: writes, acks, commits, checkpoints, replies. */
   #afterProgress(): void {
+    this.#progressDue = false;
     this.#checkInvariants();
     this.#issueWrites();
     this.#advanceCommit();
@@ -871,6 +879,9 @@ export class Replica implements ReplicaCore {
       assert(head !== undefined && head.trusted, `replica ${this.config.replica}: head ${this.#log.head} of a normal replica is trusted`);
     }
   }
+
+  /** Entry writes completed since the last #afterProgress (see storageDone). */
+  #progressDue = false;
 
   /** Ops recovery found corrupt without a usable header (never a nack). */
   readonly #faultyHoles = new Set<number>();
@@ -953,8 +964,9 @@ export class Replica implements ReplicaCore {
 
   #apply(slot: Slot): void {
     const h = slot.header;
-    const body = slot.body!;
     let reply: StoredReply;
+    /** The client's session key, made once per apply (see sessionKey). */
+    let key: string | undefined;
     if (isInternalClient(h.client)) {
       assert(h.operation >= operationStateMachineMin, "internal operations are the state machine's");
       reply = { body: this.stateMachine.commit(this.#committedEntry(slot)) };
@@ -967,20 +979,21 @@ export class Replica implements ReplicaCore {
         reply = session.request === 0 ? session.reply : { error: "stale_request" };
       }
     } else {
-      const check = this.#clients.check(h.client, h.request);
+      const client = h.client;
+      key = sessionKey(client);
+      const check = this.#clients.checkKey(key, client, h.request);
       if (check.kind === "duplicate") reply = check.reply;
       else if (check.kind === "error") reply = { error: check.error };
       else {
         reply = { body: this.stateMachine.commit(this.#committedEntry(slot)) };
-        this.#clients.record(h.client, h.request, h.op, reply);
+        this.#clients.recordKey(key, h.request, h.op, reply);
       }
     }
-    void body;
     const token = this.#replyTokens.get(h.op);
     if (token !== undefined) {
       this.#replyTokens.delete(h.op);
       this.#reply(token, reply, h.op);
-      const key = clientKey(h.client);
+      key ??= sessionKey(h.client);
       if (this.#inflight.get(key)?.request === h.request) this.#inflight.delete(key);
     }
   }
