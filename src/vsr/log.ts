@@ -67,6 +67,24 @@ export class LogWindow {
     return slot !== undefined && slot.trusted ? slot.header.checksum : null;
   }
 
+  /**
+   * True when `slot`'s parent is the checksum of the trusted entry (or the anchor) at the
+   * op below it: the chain check of every commit, done on the bytes without a view.
+   */
+  chainsToTrusted(slot: Slot): boolean {
+    const op = slot.header.op - 1;
+    let below: Uint8Array;
+    if (op === this.anchorOp) below = this.anchorBytes;
+    else {
+      const previous = this.#slots.get(op);
+      if (previous === undefined || !previous.trusted) return false;
+      below = previous.bytes;
+    }
+    const bytes = slot.bytes;
+    for (let i = 0; i < 16; i++) if (bytes[32 + i] !== below[i]) return false;
+    return true;
+  }
+
   /** The checksum the entry at `op` must have: the parent of the trusted entry at op + 1. */
   expectedChecksum(op: number): Uint8Array | null {
     if (op <= this.anchorOp) return null;
