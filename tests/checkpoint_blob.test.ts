@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode as cborEncode } from "cborg";
 import { encodeValue, decodeValue } from "../src/app/value_codec.ts";
-import { decodeCheckpoint, encodeCheckpoint } from "../src/vsr/checkpoint.ts";
+import { checkpointRange, checkpointSize, decodeCheckpoint, encodeCheckpoint, encodeCheckpointImage } from "../src/vsr/checkpoint.ts";
 import { encodeEntry } from "../src/codec/entry_header.ts";
 import { blockingWriteSizeMax, PortableDisk } from "../src/storage/disk_portable.ts";
-import { checksumInSlices } from "../src/storage/checkpoint_store.ts";
+import { CheckpointStore, checksumInSlices } from "../src/storage/checkpoint_store.ts";
 import { checksum } from "../src/codec/checksum.ts";
 import { concatBytes } from "../src/codec/bytes.ts";
 
@@ -119,4 +119,40 @@ test("concatBytes joins byte arrays and byte lists in order into a new array", (
   joined[0] = 9;
   assert.equal(a[0], 1, "a copy, not a view");
   assert.deepEqual(concatBytes([]), new Uint8Array(0));
+});
+
+test("a checkpoint image is the blob in pieces: the state is one piece of its own, ranges across pieces read like the blob", () => {
+  const header = rootHeader();
+  const state = Uint8Array.from({ length: 5000 }, (_, i) => (i * 13) & 0xff);
+  const parts = { op: 70_000, header, state, clients: Uint8Array.from({ length: 300 }, (_, i) => i & 0xff) };
+  const image = encodeCheckpointImage(parts);
+  const blob = encodeCheckpoint(parts);
+  assert.deepEqual(concatBytes(image), blob);
+  assert.ok(image.includes(state), "the state image is a piece, not a copy");
+  assert.equal(checkpointSize(image), blob.length);
+  for (const [offset, length] of [[0, 1], [0, 7], [3, 5000], [5, 6000], [blob.length - 3, 10], [blob.length, 4], [100, 0], [0, blob.length + 9]]) {
+    assert.deepEqual(checkpointRange(image, offset!, length!), blob.subarray(offset!, Math.min(blob.length, offset! + length!)), `range ${offset}+${length}`);
+  }
+  for (let offset = 0; offset < blob.length; offset += 97) {
+    assert.deepEqual(checkpointRange(image, offset, 1024), blob.subarray(offset, offset + 1024));
+  }
+});
+
+test("a checkpoint file written from pieces verifies and reads back as the joined blob", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "chronon-cp-pieces-"));
+  try {
+    const disk = new PortableDisk();
+    const cluster = new Uint8Array(16).fill(1);
+    const store = new CheckpointStore(disk, join(dir, "checkpoints"), cluster);
+    const state = Uint8Array.from({ length: 3 * 1024 * 1024 + 17 }, (_, i) => (i * 7) & 0xff);
+    const image = encodeCheckpointImage({ op: 9, header: rootHeader(), state, clients: new Uint8Array(40).fill(3) });
+    await store.write(9, image);
+    const read = await store.read(9);
+    assert.ok("bytes" in read, `read back: ${"reason" in read ? read.reason : ""}`);
+    assert.deepEqual(read.bytes, concatBytes(image));
+    assert.deepEqual(await checksumInSlices(image), checksum(concatBytes(image)));
+    await disk.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { concatBytes } from "../src/codec/bytes.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -106,6 +107,18 @@ for (const backend of backends) {
       assert.equal(await file.readInto(data.length - 10, bulk), 10, "short at end of file");
       assert.deepEqual(bulk.subarray(0, 10), data.subarray(data.length - 10));
       assert.equal(await file.readInto(data.length + 5, small), 0);
+      await file.close();
+    });
+
+    withDisk("a write of megabytes in several buffers lands whole, at an unaligned offset (a checkpoint's pieces)", async (disk, root) => {
+      const file = await disk.open(`${root}/cp`, { create: true });
+      const sizes = [100, 2 * 1024 * 1024 + 5, 0, 1024 * 1024 - 3, 700_001, 64];
+      const buffers = sizes.map((size, k) => Uint8Array.from({ length: size }, (_, i) => (i * 31 + k * 7) & 0xff));
+      const joined = concatBytes(buffers);
+      await file.write(4097, buffers, { sync: true });
+      assert.equal(await file.size(), 4097 + joined.length);
+      assert.deepEqual(await file.read(4097, joined.length), joined);
+      assert.deepEqual(await file.read(0, 4097), new Uint8Array(4097), "nothing before the offset");
       await file.close();
     });
 

@@ -4,11 +4,12 @@
  * and an append-only list as the state machine. No clock, no randomness.
  */
 import { decode as cborDecode, encode as cborEncode } from "cborg";
+import { concatBytes } from "../src/codec/bytes.ts";
 import { checksum } from "../src/codec/checksum.ts";
 import { decodeHeader, verifyBody, verifyHeader } from "../src/codec/entry_header.ts";
 import { freshRecoveredState, Replica } from "../src/vsr/replica.ts";
 import type { ClientReply, RecoveredState, ReplicaConfig, StorageAction, SuperblockState } from "../src/vsr/replica_api.ts";
-import type { CommittedEntry, StateMachine } from "../src/vsr/state_machine.ts";
+import type { CommittedEntry, SnapshotJob, StateMachine } from "../src/vsr/state_machine.ts";
 
 /** An append-only list: every committed body is appended as text. */
 export class ListMachine implements StateMachine {
@@ -32,6 +33,47 @@ export class ListMachine implements StateMachine {
   }
   restore(snapshot: Uint8Array): void {
     this.items = cborDecode(snapshot) as string[];
+  }
+}
+
+/**
+ * A ListMachine whose snapshot is a job of `steps` steps (StateMachine.beginSnapshot): the
+ * bytes are fixed when it begins, so a replica that writes them after later commits still
+ * writes the state at the checkpoint's op. Counts jobs begun, stepped and aborted.
+ */
+export class SteppedListMachine extends ListMachine {
+  begun = 0;
+  stepsTaken = 0;
+  aborted = 0;
+  constructor(readonly steps: number) {
+    super();
+  }
+  beginSnapshot(): SnapshotJob {
+    const bytes = this.snapshot();
+    this.begun++;
+    let left = this.steps;
+    let state: "running" | "done" | "aborted" = "running";
+    const machine = this;
+    return {
+      get done() {
+        return state === "done";
+      },
+      step(budgetBytes: number): boolean {
+        if (state === "aborted") throw new Error("stepped after abort");
+        if (!(budgetBytes > 0)) throw new Error("a step needs a budget");
+        machine.stepsTaken++;
+        if (--left <= 0) state = "done";
+        return state === "done";
+      },
+      result(): Uint8Array {
+        if (state !== "done") throw new Error("result before done");
+        return bytes;
+      },
+      abort(): void {
+        state = "aborted";
+        machine.aborted++;
+      },
+    };
   }
 }
 
@@ -60,7 +102,7 @@ export class MemoryDisk {
         this.superblock = action.superblock;
         return undefined;
       case "write_checkpoint":
-        this.checkpoint = { op: action.op, bytes: action.checkpoint.slice() };
+        this.checkpoint = { op: action.op, bytes: concatBytes(action.checkpoint) };
         return undefined;
       case "release":
         for (const op of [...this.entries.keys()]) if (op < action.op) this.entries.delete(op);
@@ -102,6 +144,8 @@ export interface Flight {
 export interface ClusterOptions {
   readonly replicaCount: number;
   readonly config?: Partial<ReplicaConfig>;
+  /** Makes each replica's state machine (default: a ListMachine). */
+  readonly machine?: () => ListMachine;
 }
 
 /** The test cluster id. */
@@ -138,16 +182,18 @@ export class Cluster {
   readonly cut = new Set<string>();
   nowMs = 1_000_000;
   #token = 1;
+  readonly #machine: () => ListMachine;
 
   constructor(options: ClusterOptions) {
     this.n = options.replicaCount;
+    this.#machine = options.machine ?? (() => new ListMachine());
     this.config = (r) => ({
       cluster: testCluster, replica: r, replicaCount: this.n, checkpointIntervalOps: 1000, clientSessionsMax: 16,
       pipelineMax: 4, batchRequestsMax: 8, timeoutPrimaryTicks: 20, heartbeatTicks: 4, ...options.config,
     });
     for (let r = 0; r < this.n; r++) {
       this.disks.push(new MemoryDisk());
-      this.machines.push(new ListMachine());
+      this.machines.push(this.#machine());
       this.replicas.push(new Replica(this.config(r), this.machines[r]!, freshRecoveredState()));
     }
     this.pump();
@@ -261,7 +307,7 @@ export class Cluster {
   /** Restarts replica `r` from its disk (or from an empty one when `wipe`). */
   restart(r: number, options: { wipe?: boolean } = {}): void {
     if (options.wipe === true) this.disks[r] = new MemoryDisk();
-    this.machines[r] = new ListMachine();
+    this.machines[r] = this.#machine();
     const recovered = this.disks[r]!.recover(options.wipe !== true);
     this.replicas[r] = new Replica(this.config(r), this.machines[r]!, recovered);
     this.pump();

@@ -2,7 +2,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeHeader, verifyBody } from "../src/codec/entry_header.ts";
 import { decodeMessage } from "../src/vsr/message.ts";
-import { clientId, Cluster, type Flight, untext } from "./vsr_harness.ts";
+import { decode as cborDecode } from "cborg";
+import { decodeCheckpoint } from "../src/vsr/checkpoint.ts";
+import { clientId, Cluster, type Flight, SteppedListMachine, untext } from "./vsr_harness.ts";
 
 function started(n: number, config = {}): { c: Cluster; p: number } {
   const c = new Cluster({ replicaCount: n, config });
@@ -253,6 +255,49 @@ describe("vsr scenarios", () => {
     assert.equal(c.replica(b).status().commit, 13);
     assert.deepEqual(c.machines[b]!.items, c.machines[p]!.items);
     assert.deepEqual(c.machines[b]!.stateHash(), c.machines[p]!.stateHash());
+  });
+
+  test("a stepped snapshot: commits go on while it is encoded, the checkpoint holds the state at its op, the next one waits", () => {
+    const steps = 6;
+    const c = new Cluster({ replicaCount: 3, config: { checkpointIntervalOps: 4 }, machine: () => new SteppedListMachine(steps) });
+    c.tick(30);
+    const p = c.primary();
+    assert.ok(p >= 0, "a primary emerges");
+    const client = clientId(1);
+    c.register(p, client); // op 1 (after the view's ops)
+    const base = c.replica(p).status().commit;
+    const target = Math.ceil((base + 1) / 4) * 4; // the first checkpoint op above
+    let i = 0;
+    while (c.replica(p).status().commit < target + 2) {
+      c.request(p, client, ++i, `v${i}`);
+      c.settle();
+    }
+    // Committed past the checkpoint op; fewer ready() calls than steps may have run.
+    const machine = c.machines[p] as SteppedListMachine;
+    assert.ok(machine.begun >= 1, "the checkpoint began a stepped snapshot");
+    c.tick(20);
+    for (let r = 0; r < 3; r++) {
+      const disk = c.disks[r]!;
+      const m = c.machines[r] as SteppedListMachine;
+      assert.ok(disk.checkpoint !== null && disk.checkpoint.op >= target, `replica ${r} wrote a checkpoint`);
+      assert.ok(m.stepsTaken >= steps, `replica ${r} stepped its job to the end`);
+      assert.equal(c.replica(r).status().checkpointOp, disk.checkpoint.op);
+      // The blob holds the state at its op: as many items as ops committed by then
+      // minus the replica's own (register) ops, whatever was committed while it was encoded.
+      const parts = decodeCheckpoint(disk.checkpoint.bytes);
+      const items = cborDecode(parts.state) as string[];
+      const appliedByOp = m.applied.filter((op) => op <= disk.checkpoint!.op).length;
+      assert.deepEqual(items, m.items.slice(0, appliedByOp), `replica ${r}: the checkpoint holds the state at op ${disk.checkpoint.op}`);
+      assert.ok(m.applied.some((op) => op > disk.checkpoint!.op), `replica ${r}: commits went on past the checkpoint`);
+    }
+    // A restart recovers from the stepped checkpoint and agrees.
+    c.crash((p + 1) % 3);
+    c.restart((p + 1) % 3);
+    c.tick(30);
+    c.request(p, client, ++i, "after");
+    c.settle();
+    c.tick(5);
+    c.agree();
   });
 
   test("linearizable reads: answered by a confirmed primary, refused by a deposed one; stale reads at once", () => {

@@ -14,7 +14,7 @@ import type {
   ClientQuery, ClientReply, ClientRequest, RecoveredState, ReplicaConfig, ReplicaCore,
 } from "../vsr/replica_api.ts";
 import type { SimWorkload } from "./workload.ts";
-import type { CommittedEntry, StateMachine } from "../vsr/state_machine.ts";
+import type { CommittedEntry, SnapshotJob, StateMachine } from "../vsr/state_machine.ts";
 import type { CheckerName } from "./checkers.ts";
 import { checkLinearizable, checkLiveness, CommitChecker, StateHashChecker, Violation } from "./checkers.ts";
 import type { ClientSend, ClientWorld } from "./client.ts";
@@ -107,11 +107,15 @@ type Payload =
 
 /** A state machine that reports every commit to the checkers. */
 class CheckedStateMachine implements StateMachine {
+  /** The inner machine's stepped snapshot, when it has one (so runs exercise it). */
+  readonly beginSnapshot?: () => SnapshotJob;
   constructor(
     private readonly inner: StateMachine,
     private readonly replica: number,
     private readonly run: Simulation,
-  ) {}
+  ) {
+    if (inner.beginSnapshot !== undefined) this.beginSnapshot = () => inner.beginSnapshot!();
+  }
   commit(entry: CommittedEntry): Uint8Array {
     const reply = this.inner.commit(entry);
     this.run.onCommit(this.replica, entry, this.inner.stateHash());

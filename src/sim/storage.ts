@@ -20,6 +20,7 @@
  *   from its redundant headers), so a misdirected write is never a silent loss.
  * @module
  */
+import { concatBytes } from "../codec/bytes.ts";
 import { assert } from "../assert.ts";
 import { checksumEqual } from "../codec/checksum.ts";
 import { decodeHeader, verifyBody, verifyHeader } from "../codec/entry_header.ts";
@@ -196,7 +197,7 @@ export class SimStorage {
       }
       case "write_checkpoint":
         this.checkpoints = this.checkpoints.filter((c) => c.op !== action.op);
-        this.checkpoints.push({ op: action.op, bytes: action.checkpoint.slice() });
+        this.checkpoints.push({ op: action.op, bytes: concatBytes(action.checkpoint) });
         this.checkpoints.sort((a, b) => a.op - b.op);
         if (this.checkpoints.length > checkpointsKeptMax) this.checkpoints.shift();
         return { ok: true };

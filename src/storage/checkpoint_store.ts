@@ -64,21 +64,32 @@ export function checkpointFileName(op: number): string {
 const hashSliceSize = 1024 * 1024;
 
 /**
- * `checksum(bytes)`, hashed a megabyte per event-loop turn: a checkpoint of tens of
+ * `checksum(bytes)` (of the pieces joined, when given pieces), hashed a megabyte per event-loop turn: a checkpoint of tens of
  * megabytes would otherwise hold the replica for tens of milliseconds (about 20 ms for
  * 18 MB here) while it has requests to answer.
  */
-export async function checksumInSlices(bytes: Uint8Array): Promise<Uint8Array> {
-  if (bytes.length <= hashSliceSize) return checksum(bytes);
+export async function checksumInSlices(bytes: Uint8Array | readonly Uint8Array[]): Promise<Uint8Array> {
+  const pieces = bytes instanceof Uint8Array ? [bytes] : bytes;
+  let size = 0;
+  for (const piece of pieces) size += piece.length;
+  if (size <= hashSliceSize) return checksum(...pieces);
   const hash = createHash("sha256");
-  for (let at = 0; at < bytes.length; at += hashSliceSize) {
-    hash.update(bytes.subarray(at, Math.min(bytes.length, at + hashSliceSize)));
-    await new Promise<void>((resolve) => setImmediate(resolve));
+  let sinceTurn = 0;
+  for (const piece of pieces) {
+    for (let at = 0; at < piece.length; at += hashSliceSize) {
+      const slice = piece.subarray(at, Math.min(piece.length, at + hashSliceSize));
+      hash.update(slice);
+      sinceTurn += slice.length;
+      if (sinceTurn >= hashSliceSize) {
+        sinceTurn = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
   }
   return new Uint8Array(hash.digest().subarray(0, checksumSize));
 }
 
-function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array, bodyChecksum: Uint8Array): Uint8Array {
+function encodeHeader(cluster: Uint8Array, op: number, bodySize: number, bodyChecksum: Uint8Array): Uint8Array {
   assert(cluster.length === 16, "cluster id is 16 bytes");
   const header = new Uint8Array(headerSize);
   const view = new DataView(header.buffer);
@@ -86,8 +97,8 @@ function encodeHeader(cluster: Uint8Array, op: number, body: Uint8Array, bodyChe
   header.set(cluster, 24);
   view.setUint32(40, op >>> 0, true);
   view.setUint32(44, Math.floor(op / 2 ** 32), true);
-  view.setUint32(48, body.length >>> 0, true);
-  view.setUint32(52, Math.floor(body.length / 2 ** 32), true);
+  view.setUint32(48, bodySize >>> 0, true);
+  view.setUint32(52, Math.floor(bodySize / 2 ** 32), true);
   view.setUint32(56, checkpointFormatVersion, true);
   header.set(bodyChecksum, 64);
   header.set(checksum(header.subarray(24, 64)), 8);
@@ -120,18 +131,21 @@ export class CheckpointStore {
   }
 
   /**
-   * Writes the checkpoint for `op` durably, then removes all but the newest
+   * Writes the checkpoint for `op` (one blob, or its pieces in order) durably, then removes all but the newest
    * {@link checkpointsKept}. Resolves once the new file and its directory entry are synced.
    */
-  async write(op: number, body: Uint8Array): Promise<string> {
+  async write(op: number, body: Uint8Array | readonly Uint8Array[]): Promise<string> {
     assertCount(op, "checkpoint op");
-    assert(body.length <= checkpointSizeMax, `checkpoint of ${body.length} bytes exceeds ${checkpointSizeMax}`);
+    const pieces = body instanceof Uint8Array ? [body] : body;
+    let size = 0;
+    for (const piece of pieces) size += piece.length;
+    assert(size <= checkpointSizeMax, `checkpoint of ${size} bytes exceeds ${checkpointSizeMax}`);
     await this.#disk.mkdir(this.#directory);
     const path = join(this.#directory, checkpointFileName(op));
     const file = await this.#disk.open(path, { create: true });
     try {
       await file.truncate(0);
-      await file.write(0, [encodeHeader(this.#cluster, op, body, await checksumInSlices(body)), body], { sync: true });
+      await file.write(0, [encodeHeader(this.#cluster, op, size, await checksumInSlices(pieces)), ...pieces], { sync: true });
     } finally {
       await file.close();
     }

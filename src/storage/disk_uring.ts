@@ -43,6 +43,14 @@ const bulkReadPartsMax = 4;
 /** Largest single ring entry (the kernel's length field is 32-bit; stay well under it). */
 const entryBytesMax = 1 << 30;
 
+/**
+ * Largest staging copy of one write to a page-cache file: larger writes are staged and
+ * written in pieces of this size (see NativeFile's #writePieces). At most the inline
+ * write size, so each piece is one pwrite on the calling thread of about 0.2–0.4 ms.
+ */
+const stagingPieceBytes = 1024 * 1024;
+assert(stagingPieceBytes <= stagingSizeKeepMax, "a file keeps its piece-sized staging buffer between calls");
+
 const ECANCELED = 125;
 
 /** io_uring cannot be used here; `reason` is one sentence for the notice line. */
@@ -414,6 +422,7 @@ class NativeFile implements DiskFile {
         this.#lastBlockAt = -1;
         this.#sizeKnown = Math.max(this.#sizeKnown, offset + size);
       }
+      if (size > stagingPieceBytes) return await this.#writePieces(offset, buffers, size, options.sync);
       // The kernel reads the staging copy after this returns to the event loop, so the
       // caller may reuse its buffers as soon as the promise resolves (or even before).
       const staging = this.#stagingFor(size).bytes;
@@ -429,6 +438,44 @@ class NativeFile implements DiskFile {
         this.#trimStaging();
       }
     });
+  }
+
+  /**
+   * A write larger than {@link stagingPieceBytes} (a checkpoint of tens of megabytes): the
+   * buffers go through one staging buffer of that size a piece at a time, one event-loop
+   * turn apart, then one barrier. Staging the whole write at once took a native buffer of
+   * its size and one copy of it on the event loop (10–15 ms for 18 MB, at the checkpoint's
+   * op on every replica).
+   */
+  async #writePieces(offset: number, buffers: readonly Uint8Array[], size: number, sync: boolean): Promise<void> {
+    const staging = this.#stagingFor(stagingPieceBytes).bytes;
+    try {
+      let written = 0;
+      let buffer = 0;
+      let within = 0;
+      while (written < size) {
+        const length = Math.min(stagingPieceBytes, size - written);
+        let filled = 0;
+        while (filled < length) {
+          const source = buffers[buffer]!;
+          const take = Math.min(length - filled, source.length - within);
+          staging.set(take === source.length ? source : source.subarray(within, within + take), filled);
+          filled += take;
+          within += take;
+          if (within === source.length) {
+            buffer++;
+            within = 0;
+          }
+        }
+        await this.#disk.engine.write(this, staging.subarray(0, length), offset + written, false);
+        written += length;
+        if (written < size) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      assert(written === size, "wrote every piece");
+      if (sync) await this.#disk.engine.sync(this, true);
+    } finally {
+      this.#trimStaging();
+    }
   }
 
   /**

@@ -23,11 +23,13 @@ import {
   decodeHeader, decodeHeaderLazy, encodeEntry, entryBodySizeMax, entryHeaderSize, type EntryHeader, rootEntry,
   verifyBody, verifyHeader,
 } from "../codec/entry_header.ts";
-import { CheckpointError, decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
+import {
+  CheckpointError, checkpointRange, checkpointSize, decodeCheckpoint, encodeCheckpointImage, type CheckpointImage,
+} from "./checkpoint.ts";
 import { ClientTable, isInternalClient, sessionKey, type StoredReply } from "./client_table.ts";
 import {
   checkpointChunkSizeMax, messageBodySizeMax, messageHeadersMax, operationRegister, queriesPendingMax,
-  queryRetryTicks, repairBurstMax, requestQueueMax, retransmitBurstMax, retransmitTicks, viewChangeBackoffMax,
+  queryRetryTicks, repairBurstMax, requestQueueMax, retransmitBurstMax, retransmitTicks, snapshotStepBytes, viewChangeBackoffMax,
 } from "./constants.ts";
 import { LogWindow, type Slot } from "./log.ts";
 import { decodeMessage, encodeMessage, ForeignClusterError, type Message, type MessageBody, MessageError, type WireEntry } from "./message.ts";
@@ -39,7 +41,7 @@ import type {
 import { ReadRounds } from "./read_rounds.ts";
 import { CheckpointTransfer } from "./state_transfer.ts";
 import { type Claim, claimHeaders, claimNacks, claimOf, nackedByQuorum } from "./view_change.ts";
-import { operationStateMachineMin, type StateMachine } from "./state_machine.ts";
+import { operationStateMachineMin, type SnapshotJob, type StateMachine } from "./state_machine.ts";
 
 /** Primary timeouts a primary waits without commit progress before abdicating. */
 const primaryStallTimeouts = 4;
@@ -114,11 +116,17 @@ export class Replica implements ReplicaCore {
   #commitMax: number;
   /** Op of the latest durable checkpoint; its bytes are kept for state transfer. */
   #checkpointOp: number;
-  #checkpointBytes: Uint8Array;
-  /** Checksum of `#checkpointBytes` once computed, and the bytes it is of (by identity). */
-  #checkpointChecksum: { readonly of: Uint8Array; readonly sum: Uint8Array } | null = null;
+  #checkpointImage: CheckpointImage;
+  /** Checksum of `#checkpointImage` once computed, and the image it is of (by identity). */
+  #checkpointChecksum: { readonly of: CheckpointImage; readonly sum: Uint8Array } | null = null;
+  /**
+   * A checkpoint whose state snapshot is being encoded in steps, one per ready() (only
+   * with a state machine that has beginSnapshot): its op, anchor header, the client table
+   * as it was at the op, and the job. Then it is written like any other.
+   */
+  #snapshotting: { readonly op: number; readonly header: Uint8Array; readonly clients: Uint8Array; readonly job: SnapshotJob } | null = null;
   /** A checkpoint being written: its op, blob and anchor header. */
-  #checkpointWriting: { op: number; bytes: Uint8Array; header: Uint8Array } | null = null;
+  #checkpointWriting: { op: number; image: CheckpointImage; header: Uint8Array } | null = null;
   /** Replicated client sessions. */
   readonly #clients: ClientTable;
   /** Highest op issued to the disk contiguously (the disk's head). */
@@ -225,7 +233,7 @@ export class Replica implements ReplicaCore {
       checkpointOp = parts.op;
     }
     this.#checkpointOp = checkpointOp;
-    this.#checkpointBytes = recovered.checkpoint?.bytes ?? encodeCheckpoint({
+    this.#checkpointImage = recovered.checkpoint !== null ? [recovered.checkpoint.bytes] : encodeCheckpointImage({
       op: 0, header: anchor, state: stateMachine.snapshot(), clients: this.#clients.encode(),
     });
     this.#log = new LogWindow(anchor);
@@ -502,6 +510,7 @@ export class Replica implements ReplicaCore {
    * coalesced prepare_ok: a driver that calls it once per turn batches by itself.
    */
   ready(): Ready {
+    if (this.#snapshotting !== null) this.#stepSnapshot();
     if (this.#progressDue) this.#afterProgress();
     this.#prepareQueued();
     this.#flushPrepareOk();
@@ -913,7 +922,7 @@ export class Replica implements ReplicaCore {
     if (this.#readsPending > 0) return; // bodies after a restart are still being read
     while (this.#commitMin < this.#commitMax) {
       const op = this.#commitMin + 1;
-      if (op % this.config.checkpointIntervalOps === 0 && this.#checkpointWriting !== null) return;
+      if (op % this.config.checkpointIntervalOps === 0 && (this.#checkpointWriting !== null || this.#snapshotting !== null)) return;
       const slot = this.#log.get(op);
       if (slot === undefined || !slot.trusted || slot.body === null || !slot.durable) return;
       if (!this.#log.chainsToTrusted(slot)) assert(false, `chain broken at committed op ${op}`);
@@ -1007,19 +1016,44 @@ export class Replica implements ReplicaCore {
   }
 
   #startCheckpoint(slot: Slot): void {
-    assert(this.#checkpointWriting === null, "one checkpoint at a time");
-    const bytes = encodeCheckpoint({
-      op: slot.header.op, header: slot.bytes, state: this.stateMachine.snapshot(), clients: this.#clients.encode(),
-    });
-    this.#checkpointWriting = { op: slot.header.op, bytes, header: slot.bytes };
-    this.#action({ kind: "write_checkpoint", id: 0, op: slot.header.op, checkpoint: bytes }, { kind: "checkpoint", op: slot.header.op });
+    assert(this.#checkpointWriting === null && this.#snapshotting === null, "one checkpoint at a time");
+    const op = slot.header.op;
+    // The client table is small next to the state (sessions × one reply): taken now, at the op.
+    const clients = this.#clients.encode();
+    if (this.stateMachine.beginSnapshot === undefined) {
+      this.#writeCheckpoint(op, slot.bytes, this.stateMachine.snapshot(), clients);
+      return;
+    }
+    this.#snapshotting = { op, header: slot.bytes, clients, job: this.stateMachine.beginSnapshot() };
+    this.#stepSnapshot();
+  }
+
+  /**
+   * Encodes up to {@link snapshotStepBytes} more of the checkpoint's snapshot (once per
+   * ready(), so the replica answers between steps); once complete, writes the checkpoint.
+   */
+  #stepSnapshot(): void {
+    const snapshotting = this.#snapshotting;
+    assert(snapshotting !== null, "a snapshot is being encoded");
+    if (!snapshotting.job.step(snapshotStepBytes)) return;
+    this.#snapshotting = null;
+    this.#writeCheckpoint(snapshotting.op, snapshotting.header, snapshotting.job.result(), snapshotting.clients);
+  }
+
+  /** Hands the checkpoint of `op` to storage (its state image is one piece, not copied). */
+  #writeCheckpoint(op: number, header: Uint8Array, state: Uint8Array, clients: Uint8Array): void {
+    assert(this.#checkpointWriting === null, "one checkpoint written at a time");
+    assert(op <= this.#commitMin, "a checkpoint covers applied ops only");
+    const image = encodeCheckpointImage({ op, header, state, clients });
+    this.#checkpointWriting = { op, image, header };
+    this.#action({ kind: "write_checkpoint", id: 0, op, checkpoint: image }, { kind: "checkpoint", op });
   }
 
   #checkpointDurable(): void {
     const writing = this.#checkpointWriting;
     assert(writing !== null, "a checkpoint was being written");
     this.#checkpointWriting = null;
-    this.#checkpointBytes = writing.bytes;
+    this.#checkpointImage = writing.image;
     if (writing.op > this.#log.anchorOp) this.#log.advanceAnchor(writing.header);
     for (const held of this.#journalChecksums.keys()) if (held < this.#log.anchorOp) this.#journalChecksums.delete(held);
     this.#writtenOp = Math.max(this.#writtenOp, writing.op);
@@ -1396,14 +1430,15 @@ export class Replica implements ReplicaCore {
   }
 
   #onRequestCheckpoint(m: Message & { kind: "request_checkpoint" }): void {
-    const bytes = this.#checkpointBytes;
+    const image = this.#checkpointImage;
+    const size = checkpointSize(image);
     // Whatever checkpoint the peer asked for, send our latest: it restarts if the op differs.
-    const offset = m.op === this.#checkpointOp ? Math.min(m.offset, bytes.length) : 0;
-    const chunk = bytes.subarray(offset, Math.min(bytes.length, offset + checkpointChunkSizeMax));
+    const offset = m.op === this.#checkpointOp ? Math.min(m.offset, size) : 0;
+    const chunk = checkpointRange(image, offset, checkpointChunkSizeMax);
     // Hashed once per checkpoint, not once per chunk: an 18 MB blob costs about 20 ms.
-    if (this.#checkpointChecksum?.of !== bytes) this.#checkpointChecksum = { of: bytes, sum: checksum(bytes) };
+    if (this.#checkpointChecksum?.of !== image) this.#checkpointChecksum = { of: image, sum: checksum(...image) };
     this.#send(m.replica, {
-      kind: "checkpoint_chunk", op: this.#checkpointOp, checksum: this.#checkpointChecksum.sum, size: bytes.length, offset, bytes: chunk,
+      kind: "checkpoint_chunk", op: this.#checkpointOp, checksum: this.#checkpointChecksum.sum, size, offset, bytes: chunk,
     });
   }
 
@@ -1431,6 +1466,9 @@ export class Replica implements ReplicaCore {
     if (parts.op <= this.#commitMin || this.#checkpointWriting !== null) return;
     const known = this.#log.trustedChecksum(parts.op);
     if (known !== null && !checksumEqual(known, parts.header.subarray(0, 16))) return;
+    // A snapshot of an older op still being encoded is of a state about to be replaced.
+    this.#snapshotting?.job.abort();
+    this.#snapshotting = null;
     this.stateMachine.restore(parts.state);
     this.#clients.restore(parts.clients);
     this.#commitMin = parts.op;
@@ -1450,8 +1488,8 @@ export class Replica implements ReplicaCore {
     for (const op of this.#journalChecksums.keys()) if (op < parts.op) this.#journalChecksums.delete(op);
     this.#journalChecksums.set(parts.op, parts.header.slice(0, entryHeaderSize));
     this.#writtenOp = Math.max(this.#writtenOp, parts.op);
-    this.#checkpointWriting = { op: parts.op, bytes: blob, header: parts.header };
-    this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: blob }, { kind: "checkpoint", op: parts.op });
+    this.#checkpointWriting = { op: parts.op, image: [blob], header: parts.header };
+    this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: [blob] }, { kind: "checkpoint", op: parts.op });
     this.#repair();
   }
 

@@ -27,6 +27,11 @@
  *   `write_checkpoint` + `release`, the next `write_entry` may be at checkpoint op + 1 even
  *   if the journal's head was lower (the ops between are covered by the checkpoint).
  *   `freshRecoveredState()` (replica.ts) is the RecoveredState of a brand-new replica.
+ * - v3 (vsr): `write_checkpoint` carries the blob as its pieces (`readonly Uint8Array[]`,
+ *   joined in order), so the state image is not copied into a blob. A state machine may
+ *   offer `beginSnapshot()` (state_machine.ts): the replica then steps the snapshot in
+ *   `ready()` and hands the write over once it is complete, some turns after the
+ *   checkpoint's op was applied (drivers need not change for that).
  * @module
  */
 import type { StateMachine } from "./state_machine.ts";
@@ -116,8 +121,12 @@ export type StorageAction =
   | { readonly kind: "read_entry"; readonly id: number; readonly op: number }
   /** Persist the replica's durable metadata (superblock). */
   | { readonly kind: "write_superblock"; readonly id: number; readonly superblock: SuperblockState }
-  /** Persist a checkpoint (state machine snapshot + client table) covering ops ≤ `op`. */
-  | { readonly kind: "write_checkpoint"; readonly id: number; readonly op: number; readonly checkpoint: Uint8Array }
+  /**
+   * Persist a checkpoint (state machine snapshot + client table) covering ops ≤ `op`: the
+   * blob is the pieces of `checkpoint`, in order (the state image is one of them, never
+   * copied into one buffer).
+   */
+  | { readonly kind: "write_checkpoint"; readonly id: number; readonly op: number; readonly checkpoint: readonly Uint8Array[] }
   /** Entries before `op` are covered by a durable checkpoint and may be released. */
   | { readonly kind: "release"; readonly id: number; readonly op: number };
 

@@ -45,6 +45,26 @@ export interface StateMachine {
   stateHash(): Uint8Array;
   /** The whole state, for a checkpoint or a state transfer. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: begins a snapshot of the state as it is now, to be encoded in steps while
+   * later entries are committed (the replica steps it between driver turns, so a
+   * checkpoint of a large state does not stop the replica for the whole encoding). The
+   * job's result must be byte for byte what {@link snapshot} returns now. One job at a
+   * time; {@link restore} aborts it. Without it the replica calls {@link snapshot}.
+   */
+  beginSnapshot?(): SnapshotJob;
   /** Replaces the whole state with a snapshot taken by {@link snapshot}. */
   restore(snapshot: Uint8Array): void;
+}
+
+/** A snapshot being encoded in steps (see {@link StateMachine.beginSnapshot}). */
+export interface SnapshotJob {
+  /** True once the bytes are complete. */
+  readonly done: boolean;
+  /** Encodes about `budgetBytes` more; returns {@link done}. */
+  step(budgetBytes: number): boolean;
+  /** The snapshot bytes, once done. */
+  result(): Uint8Array;
+  /** Stops encoding; the job cannot be stepped again. */
+  abort(): void;
 }
