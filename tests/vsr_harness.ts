@@ -42,18 +42,17 @@ export class ListMachine implements StateMachine {
  * writes the state at the checkpoint's op. Counts jobs begun, stepped and aborted.
  */
 export class SteppedListMachine extends ListMachine {
-  begun = 0;
-  stepsTaken = 0;
-  aborted = 0;
+  /** Jobs begun, steps taken, jobs aborted. */
+  readonly jobs = { begun: 0, steps: 0, aborted: 0 };
   constructor(readonly steps: number) {
     super();
   }
   beginSnapshot(): SnapshotJob {
     const bytes = this.snapshot();
-    this.begun++;
+    const counts = this.jobs;
+    counts.begun++;
     let left = this.steps;
     let state: "running" | "done" | "aborted" = "running";
-    const machine = this;
     return {
       get done() {
         return state === "done";
@@ -61,7 +60,7 @@ export class SteppedListMachine extends ListMachine {
       step(budgetBytes: number): boolean {
         if (state === "aborted") throw new Error("stepped after abort");
         if (!(budgetBytes > 0)) throw new Error("a step needs a budget");
-        machine.stepsTaken++;
+        counts.steps++;
         if (--left <= 0) state = "done";
         return state === "done";
       },
@@ -71,7 +70,7 @@ export class SteppedListMachine extends ListMachine {
       },
       abort(): void {
         state = "aborted";
-        machine.aborted++;
+        counts.aborted++;
       },
     };
   }

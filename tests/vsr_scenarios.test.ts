@@ -274,13 +274,13 @@ describe("vsr scenarios", () => {
     }
     // Committed past the checkpoint op; fewer ready() calls than steps may have run.
     const machine = c.machines[p] as SteppedListMachine;
-    assert.ok(machine.begun >= 1, "the checkpoint began a stepped snapshot");
+    assert.ok(machine.jobs.begun >= 1, "the checkpoint began a stepped snapshot");
     c.tick(20);
     for (let r = 0; r < 3; r++) {
       const disk = c.disks[r]!;
       const m = c.machines[r] as SteppedListMachine;
       assert.ok(disk.checkpoint !== null && disk.checkpoint.op >= target, `replica ${r} wrote a checkpoint`);
-      assert.ok(m.stepsTaken >= steps, `replica ${r} stepped its job to the end`);
+      assert.ok(m.jobs.steps >= steps, `replica ${r} stepped its job to the end`);
       assert.equal(c.replica(r).status().checkpointOp, disk.checkpoint.op);
       // The blob holds the state at its op: as many items as ops committed by then
       // minus the replica's own (register) ops, whatever was committed while it was encoded.
