@@ -11,6 +11,14 @@
  * Outside a transaction the proxies pass everything through (a proxy the app stored
  * inside a fresh object stays usable). In read-only mode (queries) every write throws.
  *
+ * Which proxy stands for an object: one per Map and Set for as long as it lives (their
+ * handlers hold a dozen closures, and Maps are the long-lived containers); for plain
+ * objects and arrays, one per transaction, made on first access and forgotten at its end.
+ * A store that replaces its values on every write (kv: a fresh `{ value, version }` per
+ * put) used to get a proxy and two WeakMap entries per value for the value's lifetime:
+ * 14% of the kv put's CPU, and WeakMap entries that every collection had to trace. A
+ * proxy answers {@link targetKey} with its object, so no table maps proxies back either.
+ *
  * Not guarded: writes into typed arrays (replace them instead) and frozen objects (which
  * cannot be written). Cost: about one proxy hop per property read inside apply; measured
  * by `chronon bench kernel`.
@@ -27,6 +35,11 @@ const undoCapture = 3;
 type Mode = "pass" | "record" | "read_only";
 
 let mode: Mode = "pass";
+/**
+ * Counts transactions and read-only sections (each ends with its own number): a cache
+ * that a rollback could make stale (it writes the targets directly) lives one number.
+ */
+let transactionSeq = 0;
 // The undo log: record i is (undoKinds[i], undoTargets[i], undoKeys[i], undoHads[i],
 // undoOlds[i]); a capture keeps its restore function in undoOlds. Reused between
 // transactions (cleared, never reallocated).
@@ -40,8 +53,23 @@ let undoLength = 0;
 let captured = new WeakSet<object>();
 let capturedAny = false;
 
-const proxyTarget = new WeakMap<object, object>();
-const targetProxy = new WeakMap<object, object>();
+/**
+ * The property key under which every guard proxy answers its target (a raw object has no
+ * such property: the read is undefined). Module-private, so no app can name it.
+ */
+const targetKey: unique symbol = Symbol("chronon.stateGuard.target");
+
+/** The proxy of each Map and Set guarded so far (see the module comment). */
+const containerProxy = new WeakMap<object, object>();
+
+// The proxies of the current transaction (or read-only section): target i has proxy i.
+// Reused between transactions; a Map takes over past `transactionProxiesScanMax`.
+const transactionTargets: object[] = [];
+const transactionProxies: object[] = [];
+let transactionProxyCount = 0;
+let transactionProxyMap: Map<object, object> | null = null;
+/** Proxies looked up by a linear scan (most applies touch a handful of objects). */
+const transactionProxiesScanMax = 16;
 
 /** Undo records one transaction may hold before apply is stopped (bounds memory). */
 export const undoRecordsMax = 1_000_000;
@@ -76,28 +104,82 @@ function writable(): boolean {
   return mode === "record";
 }
 
+/** The object behind `value` when it is a guard proxy, else undefined. */
+function targetOf(value: object): object | undefined {
+  return (value as { [targetKey]?: object })[targetKey];
+}
+
+/** The proxy this transaction made for `target`, or undefined. */
+function transactionProxy(target: object): object | undefined {
+  const map = transactionProxyMap;
+  if (map !== null) return map.get(target);
+  for (let i = 0; i < transactionProxyCount; i++) if (transactionTargets[i] === target) return transactionProxies[i];
+  return undefined;
+}
+
+function rememberProxy(target: object, proxy: object): void {
+  // Outside a transaction nothing would forget it: no app code runs there that could
+  // compare two proxies.
+  if (mode === "pass") return;
+  let map = transactionProxyMap;
+  if (map === null && transactionProxyCount < transactionProxiesScanMax) {
+    transactionTargets[transactionProxyCount] = target;
+    transactionProxies[transactionProxyCount] = proxy;
+    transactionProxyCount++;
+    return;
+  }
+  if (map === null) {
+    map = transactionProxyMap = new Map();
+    for (let i = 0; i < transactionProxyCount; i++) map.set(transactionTargets[i]!, transactionProxies[i]!);
+  }
+  map.set(target, proxy);
+}
+
+/** Forgets the transaction's proxies (they stay usable; the next access makes new ones). */
+function forgetProxies(): void {
+  for (let i = 0; i < transactionProxyCount; i++) {
+    transactionTargets[i] = undefined as unknown as object;
+    transactionProxies[i] = undefined as unknown as object;
+  }
+  transactionProxyCount = 0;
+  transactionProxyMap = null;
+}
+
 /** The proxy for `value` (or the value itself for primitives, bytes and frozen objects). */
 export function guard<T>(value: T): T {
   if (typeof value !== "object" || value === null) return value;
-  // The usual case first: a state object guarded before.
-  const existing = targetProxy.get(value);
+  // Within one transaction an object always gets the same proxy (apply may compare them).
+  const existing = transactionProxy(value);
   if (existing !== undefined) return existing as T;
-  if (proxyTarget.has(value)) return value;
+  const target = targetOf(value);
+  if (target !== undefined) {
+    // A proxy the app stored inside a fresh object: it stands for its target from now on.
+    const known = transactionProxy(target);
+    if (known !== undefined) return known as T;
+    rememberProxy(target, value);
+    return value;
+  }
   if (ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
   let proxy: object;
-  if (value instanceof Map) proxy = new Proxy(value, mapHandler(value));
-  else if (value instanceof Set) proxy = new Proxy(value, setHandler);
-  else proxy = new Proxy(value as Record<PropertyKey, unknown>, objectHandler);
-  proxyTarget.set(proxy, value);
-  targetProxy.set(value, proxy);
+  if (value instanceof Map) {
+    proxy = containerProxy.get(value) ?? newContainerProxy(value, mapHandler(value));
+  } else if (value instanceof Set) {
+    proxy = containerProxy.get(value) ?? newContainerProxy(value, setHandler);
+  } else proxy = new Proxy(value as Record<PropertyKey, unknown>, objectHandler);
+  rememberProxy(value, proxy);
   return proxy as T;
+}
+
+function newContainerProxy<T extends object>(target: T, handler: ProxyHandler<T>): object {
+  const proxy = new Proxy(target, handler);
+  containerProxy.set(target, proxy);
+  return proxy;
 }
 
 /** The object behind a guard proxy (or `value` unchanged). */
 export function unguard<T>(value: T): T {
   if (typeof value !== "object" || value === null) return value;
-  const target = proxyTarget.get(value);
-  return (target ?? value) as T;
+  return (targetOf(value) ?? value) as T;
 }
 
 function captureObject(target: Record<PropertyKey, unknown>): void {
@@ -116,6 +198,7 @@ function captureObject(target: Record<PropertyKey, unknown>): void {
 
 const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
   get(target, key) {
+    if (key === targetKey) return target;
     const value = target[key];
     if (typeof value === "object" && value !== null) return guard(value);
     return value;
@@ -170,21 +253,44 @@ function* guardedValues(iterator: Iterable<unknown>): Generator<unknown> {
  */
 function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, unknown>> {
   let receiver: unknown;
+  // The last get of this transaction, while no write to the Map came after it: the usual
+  // read-modify-write (`m.set(k, f(m.get(k)))`) then costs two lookups in a large Map,
+  // not three. Strict equality, not SameValueZero: NaN only misses the shortcut.
+  let lastGetKey: unknown;
+  let lastGetValue: unknown;
+  let lastGetTransaction = -1;
   const methods = {
-    get: (k: unknown) => guard(target.get(k)),
+    get: (k: unknown) => {
+      const value = target.get(k);
+      lastGetKey = k;
+      lastGetValue = value;
+      lastGetTransaction = transactionSeq;
+      return guard(value);
+    },
     set: (k: unknown, value: unknown) => {
       if (writable()) {
-        const had = target.has(k);
-        push(undoMap, target, k, had, had ? target.get(k) : undefined);
+        let old: unknown;
+        let had: boolean;
+        if (lastGetTransaction === transactionSeq && lastGetKey === k) {
+          old = lastGetValue;
+          had = old !== undefined || target.has(k);
+        } else {
+          old = target.get(k);
+          had = old !== undefined || target.has(k);
+        }
+        push(undoMap, target, k, had, old);
       }
+      lastGetTransaction = -1;
       target.set(k, unguard(value));
       return receiver;
     },
     delete: (k: unknown) => {
+      lastGetTransaction = -1;
       if (writable() && target.has(k)) captureMap(target);
       return target.delete(k);
     },
     clear: () => {
+      lastGetTransaction = -1;
       if (writable() && target.size > 0) captureMap(target);
       target.clear();
     },
@@ -214,6 +320,8 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
           return target.size;
         case Symbol.iterator:
           return methods.entries;
+        case targetKey:
+          return target;
         default: {
           const value = Reflect.get(target, key, target);
           return typeof value === "function" ? value.bind(target) : value;
@@ -260,6 +368,8 @@ const setHandler: ProxyHandler<Set<unknown>> = {
         return (value: unknown) => target.has(unguard(value));
       case "size":
         return target.size;
+      case targetKey:
+        return target;
       case "values":
       case "keys":
       case Symbol.iterator:
@@ -283,7 +393,9 @@ const setHandler: ProxyHandler<Set<unknown>> = {
 export function beginTransaction(): void {
   if (mode !== "pass") assert(false, `state transaction opened while ${mode}`);
   assert(undoLength === 0, "undo log not empty at transaction start");
+  assert(transactionProxyCount === 0 && transactionProxyMap === null, "no proxies left from the last transaction");
   mode = "record";
+  transactionSeq++;
 }
 
 /** Undo log slots kept for the next transaction. */
@@ -304,6 +416,8 @@ function clearLog(): void {
     }
   }
   undoLength = 0;
+  transactionSeq++;
+  forgetProxies();
   if (capturedAny) {
     captured = new WeakSet();
     capturedAny = false;
@@ -362,5 +476,7 @@ export function readOnly<T>(body: () => T): T {
     return body();
   } finally {
     mode = "pass";
+    transactionSeq++;
+    forgetProxies();
   }
 }
