@@ -44,7 +44,8 @@ import { KernelRejection, validateEffect } from "./effect_validation.ts";
 import type { KernelLimits } from "./limits.ts";
 import { kernelLimits } from "./limits.ts";
 import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
-import { effectId, hex128, isEffectId } from "./outbox.ts";
+import { effectId, isEffectId } from "./outbox.ts";
+import { ClientHexTable } from "./client_hex.ts";
 import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
 
 /** Counters kept in replicated state (they are part of the state hash). */
@@ -208,21 +209,8 @@ export class Executor implements StateMachine {
     return this.#state;
   }
 
-  #clientBytes: Uint8Array | null = null;
-  #clientHexCached = "";
-
-  /** The client id as hex; the last one is kept (a client usually sends runs of events). */
-  #clientHex(client: Uint8Array): string {
-    const last = this.#clientBytes;
-    if (last !== null && last.length === client.length) {
-      let i = 0;
-      while (i < client.length && last[i] === client[i]) i++;
-      if (i === client.length) return this.#clientHexCached;
-    }
-    this.#clientBytes = client.slice();
-    this.#clientHexCached = hex128(client);
-    return this.#clientHexCached;
-  }
+  /** Hex of the clients seen recently (every event's header carries its client as hex). */
+  readonly #clientHex = new ClientHexTable();
 
   /** A copy of the kernel counters. */
   counters(): KernelCounters {
@@ -286,7 +274,7 @@ export class Executor implements StateMachine {
     const header: EventHeader = {
       index: entry.op,
       view: entry.view,
-      client: this.#clientHex(entry.client),
+      client: this.#clientHex.hex(entry.client),
       request: entry.request,
       schemaVersion,
       timestamp: entry.timestamp,
