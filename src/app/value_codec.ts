@@ -20,7 +20,7 @@
  */
 import { decode, encode, Token, Type } from "cborg";
 import type { TagDecoder } from "cborg";
-import { decodeFast } from "./value_decoder.ts";
+import { decodeFast, notFast } from "./value_decoder.ts";
 import { encodeFast, encodeFastSpliced } from "./value_encoder.ts";
 export { NestedEncoding } from "./value_encoder.ts";
 
@@ -179,7 +179,7 @@ function encodeScalar(value: number | bigint): Uint8Array {
  */
 export function decodeValue(bytes: Uint8Array): unknown {
   const fast = decodeFast(bytes);
-  return fast.ok ? fast.value : decodeSlow(bytes);
+  return fast !== notFast ? fast : decodeSlow(bytes);
 }
 
 /** The reference path (cborg): the fast path must return what this returns. */

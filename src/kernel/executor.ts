@@ -161,8 +161,11 @@ class EffectPlan {
   }
 }
 
+/** An accepted app call (its reply, when wanted, is in the executor's #replyBytes). */
+const applied = { ok: true } as const;
+
 type ApplyOutcome =
-  | { readonly ok: true; readonly replyBytes: Uint8Array | null }
+  | typeof applied
   | { readonly ok: false; readonly code: KernelErrorCode; readonly message: string };
 
 /** Options of {@link Executor}. */
@@ -185,6 +188,8 @@ export class Executor implements StateMachine {
   #timestampMs = 0;
   /** Size of the last snapshot encoded here: the next one is reserved at about that size. */
   #snapshotSizeLast = 0;
+  /** The reply of the last accepted app call that wanted one, until its caller takes it. */
+  #replyBytes: Uint8Array | null = null;
   /** The effects of the apply in progress (see {@link EffectPlan}). */
   readonly #plan = new EffectPlan();
 
@@ -288,8 +293,10 @@ export class Executor implements StateMachine {
     }
     this.#counters.eventsApplied++;
     // An event always wants its reply, so #apply encoded it.
-    assert(outcome.replyBytes !== null, "an applied event has its reply encoded");
-    return outcome.replyBytes;
+    const replyBytes = this.#replyBytes;
+    assert(replyBytes !== null, "an applied event has its reply encoded");
+    this.#replyBytes = null;
+    return replyBytes;
   }
 
   /**
@@ -337,7 +344,8 @@ export class Executor implements StateMachine {
     commitTransaction();
     this.#state = newState;
     if (ids !== null) this.#record(ids.length, entry);
-    return { ok: true, replyBytes };
+    this.#replyBytes = replyBytes;
+    return applied;
   }
 
   /**
