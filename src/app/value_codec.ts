@@ -168,8 +168,11 @@ export function encodeSlow(value: unknown): Uint8Array {
   return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** One float or bigint as the reference path writes it (shortest exact float form). */
-function encodeScalar(value: number | bigint): Uint8Array {
+/**
+ * One float or bigint as the reference path writes it (shortest exact float form): what
+ * every fast writer (value_encoder.ts, the kernel's incremental snapshot) writes for them.
+ */
+export function encodeScalar(value: number | bigint): Uint8Array {
   return encode(value);
 }
 

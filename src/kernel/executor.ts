@@ -47,6 +47,8 @@ import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
 import { effectId, isEffectId } from "./outbox.ts";
 import { ClientHexTable } from "./client_hex.ts";
 import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
+import { IncrementalSnapshot } from "./snapshot_job.ts";
+import type { SnapshotFields, SnapshotJob } from "./snapshot_job.ts";
 
 /** Counters kept in replicated state (they are part of the state hash). */
 export interface KernelCounters {
@@ -188,6 +190,8 @@ export class Executor implements StateMachine {
   #timestampMs = 0;
   /** Size of the last snapshot encoded here: the next one is reserved at about that size. */
   #snapshotSizeLast = 0;
+  /** The snapshot being encoded between applies (see {@link beginSnapshot}), or null. */
+  #snapshotJob: IncrementalSnapshot | null = null;
   /** The reply of the last accepted app call that wanted one, until its caller takes it. */
   #replyBytes: Uint8Array | null = null;
   /** The effects of the apply in progress (see {@link EffectPlan}). */
@@ -316,7 +320,8 @@ export class Executor implements StateMachine {
     let ids: string[] | null;
     let newState: unknown;
     let replyBytes: Uint8Array | null = null;
-    beginTransaction();
+    // A snapshot being encoded keeps what this apply writes first (copy on write).
+    beginTransaction(this.#snapshotJob);
     try {
       const app = this.app;
       const state = guard(this.#state);
@@ -805,7 +810,52 @@ export class Executor implements StateMachine {
     return bytes;
   }
 
+  /**
+   * Begins a snapshot of the state at the current op, to be encoded in steps between later
+   * commits: `job.step(budgetBytes)` until it returns true, then `job.result()` is
+   * byte for byte what {@link snapshot} would have returned now. Commits may run between
+   * steps (each write to the state keeps its container's pre-image first; see
+   * snapshot_job.ts). One job at a time; {@link restore} aborts it.
+   */
+  beginSnapshot(): SnapshotJob {
+    assert(this.#snapshotJob === null, "one snapshot job at a time");
+    const app = this.app;
+    const appInPlace = app.snapshot === undefined;
+    let appPart: unknown;
+    if (appInPlace) appPart = new NestedEncoding(this.#state);
+    else {
+      appPart = app.snapshot!(this.#state);
+      assert(appPart instanceof Uint8Array, "app.snapshot must return a Uint8Array");
+    }
+    // The kernel's tables are copied (shallowly: their entries are never written in
+    // place, only replaced): later commits change the tables, not these arrays.
+    const channels: [string, number, ChannelEntry[]][] = [];
+    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries.slice()]);
+    const fields: SnapshotFields = {
+      format: snapshotFormat,
+      schemaVersion: app.schemaVersion,
+      op: this.#op,
+      timestampMs: this.#timestampMs,
+      app: appPart,
+      outbox: [...this.#outbox.values()],
+      channels,
+      schedule: this.#schedule.slice(),
+      counters: { ...this.#counters },
+    };
+    const last = this.#snapshotSizeLast;
+    const sizeHint = last > 1024 * 1024 ? last + (last >>> 3) : 0;
+    const job = new IncrementalSnapshot(fields, this.#state, appInPlace, sizeHint, (ended, bytes) => {
+      if (this.#snapshotJob === ended) this.#snapshotJob = null;
+      if (bytes !== null) this.#snapshotSizeLast = bytes.length;
+    });
+    this.#snapshotJob = job;
+    return job;
+  }
+
   restore(snapshot: Uint8Array): void {
+    // A snapshot of the state being replaced is of no use to anyone.
+    this.#snapshotJob?.abort();
+    assert(this.#snapshotJob === null, "restore aborted the snapshot job");
     const decoded = decodeValue(snapshot) as SnapshotShape;
     if (typeof decoded !== "object" || decoded === null || decoded.format !== snapshotFormat) {
       throw new SnapshotFormatError(`not a chronon kernel snapshot of format ${snapshotFormat}`);

@@ -19,6 +19,11 @@
  * 14% of the kv put's CPU, and WeakMap entries that every collection had to trace. A
  * proxy answers {@link targetKey} with its object, so no table maps proxies back either.
  *
+ * A transaction may also carry a {@link WriteWatch} (a snapshot being encoded between
+ * transactions, src/kernel/snapshot_job.ts): it hears of every container about to be
+ * written, before the write, and of every state object apply is handed raw (bytes, frozen
+ * objects, object Map keys, bound builtins): writes the guard cannot see.
+ *
  * Not guarded: writes into typed arrays (replace them instead) and frozen objects (which
  * cannot be written). Cost: about one proxy hop per property read inside apply; measured
  * by `chronon bench kernel`.
@@ -35,6 +40,19 @@ const undoCapture = 3;
 type Mode = "pass" | "record" | "read_only";
 
 let mode: Mode = "pass";
+/** The watch of the open transaction (null: none, or no transaction). */
+let watch: WriteWatch | null = null;
+
+/**
+ * Told, during a transaction, what apply is about to write and what it may write unseen.
+ * Implementations must not throw and must not write the state.
+ */
+export interface WriteWatch {
+  /** `target` (a raw state object, Map, Set or array) is about to be written. */
+  beforeWrite(target: object): void;
+  /** Apply is being handed a state object raw: writes into it would not be seen. */
+  exposed(): void;
+}
 /**
  * Counts transactions and read-only sections (each ends with its own number): a cache
  * that a rollback could make stale (it writes the targets directly) lives one number.
@@ -99,9 +117,20 @@ function markCaptured(target: object): boolean {
   return true;
 }
 
-function writable(): boolean {
+/**
+ * Whether a write to `target` is to be recorded (in a transaction), telling the watch
+ * first; throws in read-only mode.
+ */
+function writing(target: object): boolean {
   if (mode === "read_only") throw new StateReadOnlyError("query must not modify the state");
-  return mode === "record";
+  if (mode !== "record") return false;
+  if (watch !== null) watch.beforeWrite(target);
+  return true;
+}
+
+/** Apply is handed `value` raw when it is an object: the watch must know. */
+function exposing(value: unknown): void {
+  if (watch !== null && ((typeof value === "object" && value !== null) || typeof value === "function")) watch.exposed();
 }
 
 /** The object behind `value` when it is a guard proxy, else undefined. */
@@ -159,7 +188,10 @@ export function guard<T>(value: T): T {
     rememberProxy(target, value);
     return value;
   }
-  if (ArrayBuffer.isView(value) || Object.isFrozen(value)) return value;
+  if (ArrayBuffer.isView(value) || Object.isFrozen(value)) {
+    if (watch !== null) watch.exposed();
+    return value;
+  }
   let proxy: object;
   if (value instanceof Map) {
     proxy = containerProxy.get(value) ?? newContainerProxy(value, mapHandler(value));
@@ -204,7 +236,7 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
     return value;
   },
   set(target, key, value) {
-    if (writable()) {
+    if (writing(target)) {
       // Writing past an array's end grows its length implicitly: record the old length
       // first, so the undo (newest first) deletes the element and then truncates.
       if (Array.isArray(target) && typeof key === "string" && Number(key) >= target.length) {
@@ -216,11 +248,11 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
     return true;
   },
   deleteProperty(target, key) {
-    if (writable() && Object.hasOwn(target, key)) captureObject(target);
+    if (writing(target) && Object.hasOwn(target, key)) captureObject(target);
     return Reflect.deleteProperty(target, key);
   },
   defineProperty(target, key, descriptor) {
-    if (writable()) captureObject(target);
+    if (writing(target)) captureObject(target);
     const copy = { ...descriptor };
     if ("value" in copy) copy.value = unguard(copy.value);
     return Reflect.defineProperty(target, key, copy);
@@ -229,6 +261,34 @@ const objectHandler: ProxyHandler<Record<PropertyKey, unknown>> = {
     throw new TypeError("apply must not change the prototype of state objects");
   },
 };
+
+/**
+ * A descriptor's value is the raw object (`Object.getOwnPropertyDescriptor(proxy, k)
+ * .value`): a write into it escapes the undo log, as it always did, and a snapshot in
+ * progress, which must not. This trap tells the watch; it is on the handler only while
+ * a snapshot job runs, because any trap of this kind halves the speed of for-in and
+ * Object.keys over a proxy (they call it once per key), and it returns the descriptor
+ * unchanged, so apply sees the same with it or without.
+ */
+function descriptorTrap(target: Record<PropertyKey, unknown>, key: PropertyKey): PropertyDescriptor | undefined {
+  const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
+  if (watch !== null && descriptor !== undefined) exposing(descriptor.value ?? descriptor.get ?? descriptor.set);
+  return descriptor;
+}
+
+/** Snapshot jobs running (in this process: the simulator runs several executors). */
+let descriptorWatchers = 0;
+
+/** A snapshot job starts: descriptors handed to apply are watched until {@link unwatchDescriptors}. */
+export function watchDescriptors(): void {
+  if (descriptorWatchers++ === 0) objectHandler.getOwnPropertyDescriptor = descriptorTrap;
+}
+
+/** A snapshot job ended (once per {@link watchDescriptors}). */
+export function unwatchDescriptors(): void {
+  assert(descriptorWatchers > 0, "descriptor watch stopped once per start");
+  if (--descriptorWatchers === 0) delete objectHandler.getOwnPropertyDescriptor;
+}
 
 function captureMap(target: Map<unknown, unknown>): void {
   if (!markCaptured(target)) return;
@@ -240,7 +300,17 @@ function captureMap(target: Map<unknown, unknown>): void {
 }
 
 function* guardedEntries(iterator: Iterable<[unknown, unknown]>): Generator<[unknown, unknown]> {
-  for (const [key, value] of iterator) yield [key, guard(value)];
+  for (const [key, value] of iterator) {
+    exposing(key);
+    yield [key, guard(value)];
+  }
+}
+
+function* watchedKeys(iterator: Iterable<unknown>): Generator<unknown> {
+  for (const key of iterator) {
+    exposing(key);
+    yield key;
+  }
 }
 
 function* guardedValues(iterator: Iterable<unknown>): Generator<unknown> {
@@ -268,7 +338,7 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
       return guard(value);
     },
     set: (k: unknown, value: unknown) => {
-      if (writable()) {
+      if (writing(target)) {
         let old: unknown;
         let had: boolean;
         if (lastGetTransaction === transactionSeq && lastGetKey === k) {
@@ -286,20 +356,23 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
     },
     delete: (k: unknown) => {
       lastGetTransaction = -1;
-      if (writable() && target.has(k)) captureMap(target);
+      if (writing(target) && target.has(k)) captureMap(target);
       return target.delete(k);
     },
     clear: () => {
       lastGetTransaction = -1;
-      if (writable() && target.size > 0) captureMap(target);
+      if (writing(target) && target.size > 0) captureMap(target);
       target.clear();
     },
     has: (k: unknown) => target.has(k),
-    keys: () => target.keys(),
+    keys: () => (watch !== null ? watchedKeys(target.keys()) : target.keys()),
     values: () => guardedValues(target.values()),
     entries: () => guardedEntries(target.entries()),
     forEach: (callback: (value: unknown, key: unknown, map: unknown) => void, thisArg?: unknown) => {
-      target.forEach((value, k) => callback.call(thisArg, guard(value), k, receiver));
+      target.forEach((value, k) => {
+        exposing(k);
+        callback.call(thisArg, guard(value), k, receiver);
+      });
     },
   };
   return {
@@ -323,7 +396,9 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
         case targetKey:
           return target;
         default: {
+          // Anything else is the raw Map's (a method bound to it writes unseen).
           const value = Reflect.get(target, key, target);
+          exposing(value);
           return typeof value === "function" ? value.bind(target) : value;
         }
       }
@@ -349,19 +424,19 @@ const setHandler: ProxyHandler<Set<unknown>> = {
       case "add":
         return (value: unknown) => {
           const member = unguard(value);
-          if (writable() && !target.has(member)) push(undoSet, target, member, false, undefined);
+          if (writing(target) && !target.has(member)) push(undoSet, target, member, false, undefined);
           target.add(member);
           return receiver;
         };
       case "delete":
         return (value: unknown) => {
           const member = unguard(value);
-          if (writable() && target.has(member)) captureSet(target);
+          if (writing(target) && target.has(member)) captureSet(target);
           return target.delete(member);
         };
       case "clear":
         return () => {
-          if (writable() && target.size > 0) captureSet(target);
+          if (writing(target) && target.size > 0) captureSet(target);
           target.clear();
         };
       case "has":
@@ -380,6 +455,7 @@ const setHandler: ProxyHandler<Set<unknown>> = {
         };
       default: {
         const value = Reflect.get(target, key, target);
+        exposing(value);
         return typeof value === "function" ? value.bind(target) : value;
       }
     }
@@ -389,9 +465,13 @@ const setHandler: ProxyHandler<Set<unknown>> = {
   },
 };
 
-/** Opens a transaction: writes through guard proxies are recorded until commit/rollback. */
-export function beginTransaction(): void {
+/**
+ * Opens a transaction: writes through guard proxies are recorded until commit/rollback,
+ * and told to `writeWatch` first when there is one.
+ */
+export function beginTransaction(writeWatch: WriteWatch | null = null): void {
   if (mode !== "pass") assert(false, `state transaction opened while ${mode}`);
+  watch = writeWatch;
   assert(undoLength === 0, "undo log not empty at transaction start");
   assert(transactionProxyCount === 0 && transactionProxyMap === null, "no proxies left from the last transaction");
   mode = "record";
@@ -417,6 +497,7 @@ function clearLog(): void {
   }
   undoLength = 0;
   transactionSeq++;
+  watch = null;
   forgetProxies();
   if (capturedAny) {
     captured = new WeakSet();
