@@ -19,6 +19,7 @@ import { encodeScalar, NestedEncoding } from "../app/value_codec.ts";
 import { fastDepthMax } from "../app/value_encoder.ts";
 import { assert } from "../assert.ts";
 import type { Preimage } from "./snapshot_preimage.ts";
+import { absent } from "./snapshot_preimage.ts";
 import { unguard } from "./state_guard.ts";
 
 /** Nodes (containers and objects) encoded recursively before a value gets a frame. */
@@ -209,6 +210,25 @@ export class SnapshotEncoder {
       return;
     }
     if (proto === Map.prototype && target instanceof Map) {
+      if (preimage !== undefined && preimage.kind === "map_changes") {
+        if (preimage.size > inlineNodesMax) throw tooBig;
+        this.head(0xc0, 259);
+        this.head(0x80, preimage.size * 2);
+        const changes = preimage.changes;
+        let written = 0;
+        for (const [key, item] of target) {
+          let was: unknown = item;
+          if (changes.has(key)) {
+            was = changes.get(key);
+            if (was === absent) continue;
+          }
+          this.#value(key, depth + 1);
+          this.#value(was, depth + 1);
+          written++;
+        }
+        assert(written === preimage.size, "a Map written only by set still holds every key of the op");
+        return;
+      }
       if (preimage !== undefined) {
         const items = (preimage as { items: unknown[] }).items;
         if (items.length > 2 * inlineNodesMax) throw tooBig;
@@ -493,22 +513,26 @@ class ObjectFrame implements Frame {
   end(): void {}
 }
 
-/** A Map or a Set: live through its iterator until written, then from its pre-image. */
+/**
+ * A Map or a Set: live through its iterator until written; a Map written only by `set`
+ * still live, with the changed values put back and the new keys skipped; then from its
+ * full pre-image. In every mode the entries written so far are the first ones of the op.
+ */
 class CollectionFrame implements Frame {
   readonly count: number;
-  #items: unknown[] | null;
-  #iterator: Iterator<unknown> | null;
+  #items: unknown[] | null = null;
+  #changes: Map<unknown, unknown> | null = null;
+  #iterator: Iterator<unknown> | null = null;
   /** Entries (Map) or members (Set) written. */
   #index = 0;
   constructor(readonly target: Map<unknown, unknown> | Set<unknown>, preimage: Preimage | undefined, readonly isMap: boolean, readonly depth: number) {
-    if (preimage !== undefined) {
-      this.#items = (preimage as { items: unknown[] }).items;
-      this.#iterator = null;
-      this.count = isMap ? this.#items.length / 2 : this.#items.length;
-    } else {
-      this.#items = null;
+    if (preimage === undefined || preimage.kind === "map_changes") {
       this.#iterator = isMap ? (target as Map<unknown, unknown>).entries() : (target as Set<unknown>).values();
-      this.count = target.size;
+      this.#changes = preimage !== undefined ? preimage.changes : null;
+      this.count = preimage !== undefined ? preimage.size : target.size;
+    } else {
+      this.#items = (preimage as { items: unknown[] }).items;
+      this.count = isMap ? this.#items.length / 2 : this.#items.length;
     }
   }
   next(encoder: SnapshotEncoder): boolean {
@@ -517,11 +541,11 @@ class CollectionFrame implements Frame {
     this.#index = i + 1;
     if (this.#items === null) {
       const preimage = encoder.preimages.get(this.target);
-      if (preimage !== undefined) {
-        // Written since the frame began: the first i entries are the pre-image's first i.
+      if (preimage !== undefined && preimage.kind !== "map_changes") {
         this.#items = (preimage as { items: unknown[] }).items;
         this.#iterator = null;
-      }
+        this.#changes = null;
+      } else if (preimage !== undefined) this.#changes = preimage.changes;
     }
     const items = this.#items;
     if (items !== null) {
@@ -531,14 +555,29 @@ class CollectionFrame implements Frame {
       } else encoder.child(items[i], this.depth + 1);
       return true;
     }
-    const step = this.#iterator!.next();
-    assert(step.done !== true, "an unwritten collection has the entries it had");
-    if (this.isMap) {
+    const iterator = this.#iterator!;
+    if (!this.isMap) {
+      const step = iterator.next();
+      assert(step.done !== true, "an unwritten Set has the members it had");
+      encoder.child(step.value, this.depth + 1);
+      return true;
+    }
+    const changes = this.#changes;
+    for (;;) {
+      const step = iterator.next();
+      assert(step.done !== true, "a Map written only by set holds every key of the op");
       const [key, value] = step.value as [unknown, unknown];
+      let was: unknown = value;
+      if (changes !== null && changes.has(key)) {
+        was = changes.get(key);
+        // Set after the op. (New keys follow every key of the op, so the count ends the
+        // frame first; skipped all the same, the bytes must not rest on that.)
+        if (was === absent) continue;
+      }
       encoder.child(key, this.depth + 1);
-      encoder.child(value, this.depth + 1);
-    } else encoder.child(step.value, this.depth + 1);
-    return true;
+      encoder.child(was, this.depth + 1);
+      return true;
+    }
   }
   end(): void {}
 }

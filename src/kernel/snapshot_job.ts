@@ -21,7 +21,7 @@ import { encodeValue } from "../app/value_codec.ts";
 import { assert } from "../assert.ts";
 import { SnapshotEncoder } from "./snapshot_encoder.ts";
 import type { Preimage } from "./snapshot_preimage.ts";
-import { capturePreimage, materialize } from "./snapshot_preimage.ts";
+import { absent, capturePreimage, entriesAtOp, materialize } from "./snapshot_preimage.ts";
 import type { WriteWatch } from "./state_guard.ts";
 import { unwatchDescriptors, watchDescriptors } from "./state_guard.ts";
 
@@ -63,8 +63,6 @@ type JobStatus = "running" | "done" | "failed" | "aborted";
 export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
   readonly op: number;
   readonly #preimages = new Map<object, Preimage>();
-  /** The last container told to {@link beforeWrite} (a run of writes to one Map is common). */
-  #lastWritten: object | null = null;
   #encoder: SnapshotEncoder | null;
   #fields: SnapshotFields | null;
   /** The live app state, when it is encoded in place (for the fallback). */
@@ -106,9 +104,24 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
   }
 
   beforeWrite(target: object): void {
-    if (this.#status !== "running" || target === this.#lastWritten) return;
-    this.#lastWritten = target;
-    if (!this.#preimages.has(target)) this.#preimages.set(target, capturePreimage(target));
+    if (this.#status !== "running") return;
+    const preimage = this.#preimages.get(target);
+    if (preimage === undefined) this.#preimages.set(target, capturePreimage(target));
+    // A delete or a clear: from here on the live Map no longer holds every key of the op.
+    else if (preimage.kind === "map_changes") this.#preimages.set(target, entriesAtOp(target as Map<unknown, unknown>, preimage));
+  }
+
+  beforeMapSet(target: Map<unknown, unknown>, key: unknown, had: boolean, old: unknown): void {
+    if (this.#status !== "running") return;
+    let preimage = this.#preimages.get(target);
+    if (preimage === undefined) {
+      // Unwritten since the op, so its size now is its size then.
+      preimage = { kind: "map_changes", size: target.size, changes: new Map() };
+      this.#preimages.set(target, preimage);
+    }
+    if (preimage.kind !== "map_changes") return;
+    const changes = preimage.changes;
+    if (!changes.has(key)) changes.set(key, had ? old : absent);
   }
 
   exposed(): void {
@@ -172,7 +185,6 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
     this.#encoder = null;
     this.#fields = null;
     this.#preimages.clear();
-    this.#lastWritten = null;
     unwatchDescriptors();
     this.#onEnd(this, bytes);
   }

@@ -34,8 +34,43 @@ export interface ObjectPreimage {
   readonly values: unknown[];
 }
 
+/** What `changes` holds for a key the Map did not have at the op. */
+export const absent: unique symbol = Symbol("absent at the snapshot's op");
+
+/**
+ * A Map written only by `set` since the op: what each key written held then (its value,
+ * or {@link absent}). Until a delete or clear, every key of the op is still in the Map,
+ * in its place (an overwrite keeps a key's position; new keys go to the end), so the
+ * Map at the op is the live Map with these values put back and the absent keys skipped:
+ * no copy of a Map of a million entries on its first write after the op.
+ */
+export interface MapChangesPreimage {
+  readonly kind: "map_changes";
+  /** Entries at the op. */
+  readonly size: number;
+  readonly changes: Map<unknown, unknown>;
+}
+
 /** What one container held at the snapshot's op. */
-export type Preimage = CollectionPreimage | ArrayPreimage | ObjectPreimage;
+export type Preimage = CollectionPreimage | ArrayPreimage | ObjectPreimage | MapChangesPreimage;
+
+/** The entries of `map` at the op, from the live Map and its {@link MapChangesPreimage}. */
+export function entriesAtOp(map: Map<unknown, unknown>, preimage: MapChangesPreimage): CollectionPreimage {
+  const items: unknown[] = new Array(preimage.size * 2);
+  const changes = preimage.changes;
+  let at = 0;
+  map.forEach((value, key) => {
+    let was = value;
+    if (changes.size !== 0 && changes.has(key)) {
+      was = changes.get(key);
+      if (was === absent) return;
+    }
+    items[at++] = key;
+    items[at++] = was;
+  });
+  assert(at === items.length, "every key of the op is still in a Map written only by set");
+  return { kind: "map", items };
+}
 
 /** The pre-image of `target` now (call it before the first write after the op). */
 export function capturePreimage(target: object): Preimage {
@@ -88,7 +123,11 @@ export function materialize(value: unknown, preimages: ReadonlyMap<object, Preim
   if (ArrayBuffer.isView(target)) return target;
   const preimage = preimages.get(target);
   if (target instanceof Map) {
-    const items = preimage !== undefined ? (preimage as CollectionPreimage).items : (capturePreimage(target) as CollectionPreimage).items;
+    const items = preimage === undefined
+      ? (capturePreimage(target) as CollectionPreimage).items
+      : preimage.kind === "map_changes"
+      ? entriesAtOp(target, preimage).items
+      : (preimage as CollectionPreimage).items;
     const out = new Map<unknown, unknown>();
     for (let i = 0; i < items.length; i += 2) out.set(materialize(items[i], preimages, depth + 1), materialize(items[i + 1], preimages, depth + 1));
     return out;

@@ -50,6 +50,11 @@ let watch: WriteWatch | null = null;
 export interface WriteWatch {
   /** `target` (a raw state object, Map, Set or array) is about to be written. */
   beforeWrite(target: object): void;
+  /**
+   * `map.set(key, …)` is about to run on `target`; `had` and `old` say what the key held
+   * (a Map's other writes go to {@link beforeWrite}).
+   */
+  beforeMapSet(target: Map<unknown, unknown>, key: unknown, had: boolean, old: unknown): void;
   /** Apply is being handed a state object raw: writes into it would not be seen. */
   exposed(): void;
 }
@@ -122,10 +127,15 @@ function markCaptured(target: object): boolean {
  * first; throws in read-only mode.
  */
 function writing(target: object): boolean {
-  if (mode === "read_only") throw new StateReadOnlyError("query must not modify the state");
-  if (mode !== "record") return false;
+  if (!recording()) return false;
   if (watch !== null) watch.beforeWrite(target);
   return true;
+}
+
+/** Whether writes are recorded now (in a transaction); throws in read-only mode. */
+function recording(): boolean {
+  if (mode === "read_only") throw new StateReadOnlyError("query must not modify the state");
+  return mode === "record";
 }
 
 /** Apply is handed `value` raw when it is an object: the watch must know. */
@@ -338,7 +348,7 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
       return guard(value);
     },
     set: (k: unknown, value: unknown) => {
-      if (writing(target)) {
+      if (recording()) {
         let old: unknown;
         let had: boolean;
         if (lastGetTransaction === transactionSeq && lastGetKey === k) {
@@ -348,6 +358,7 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
           old = target.get(k);
           had = old !== undefined || target.has(k);
         }
+        if (watch !== null) watch.beforeMapSet(target, k, had, old);
         push(undoMap, target, k, had, old);
       }
       lastGetTransaction = -1;
@@ -356,12 +367,18 @@ function mapHandler(target: Map<unknown, unknown>): ProxyHandler<Map<unknown, un
     },
     delete: (k: unknown) => {
       lastGetTransaction = -1;
-      if (writing(target) && target.has(k)) captureMap(target);
+      if (recording() && target.has(k)) {
+        watch?.beforeWrite(target);
+        captureMap(target);
+      }
       return target.delete(k);
     },
     clear: () => {
       lastGetTransaction = -1;
-      if (writing(target) && target.size > 0) captureMap(target);
+      if (recording() && target.size > 0) {
+        watch?.beforeWrite(target);
+        captureMap(target);
+      }
       target.clear();
     },
     has: (k: unknown) => target.has(k),
