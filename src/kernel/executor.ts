@@ -320,8 +320,10 @@ export class Executor implements StateMachine {
     let ids: string[] | null;
     let newState: unknown;
     let replyBytes: Uint8Array | null = null;
-    // A snapshot being encoded keeps what this apply writes first (copy on write).
-    beginTransaction(this.#snapshotJob);
+    // A snapshot encoding the state in place keeps what this apply writes first (copy on
+    // write); one around an app.snapshot image took the image already.
+    const job = this.#snapshotJob;
+    beginTransaction(job !== null && job.watchesState ? job : null);
     try {
       const app = this.app;
       const state = guard(this.#state);

@@ -94,6 +94,11 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
     watchDescriptors();
   }
 
+  /** True when the app state is encoded in place, so its writes must be watched. */
+  get watchesState(): boolean {
+    return this.#appInPlace && this.#status === "running";
+  }
+
   get done(): boolean {
     return this.#status === "done";
   }
