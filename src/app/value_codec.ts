@@ -20,7 +20,7 @@
  */
 import { decode, encode, Token, Type } from "cborg";
 import type { TagDecoder } from "cborg";
-import { decodeFast } from "./value_decoder.ts";
+import { decodeFast, notFast } from "./value_decoder.ts";
 import { encodeFast, encodeFastSpliced } from "./value_encoder.ts";
 export { NestedEncoding } from "./value_encoder.ts";
 
@@ -168,8 +168,11 @@ export function encodeSlow(value: unknown): Uint8Array {
   return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** One float or bigint as the reference path writes it (shortest exact float form). */
-function encodeScalar(value: number | bigint): Uint8Array {
+/**
+ * One float or bigint as the reference path writes it (shortest exact float form): what
+ * every fast writer (value_encoder.ts, the kernel's incremental snapshot) writes for them.
+ */
+export function encodeScalar(value: number | bigint): Uint8Array {
   return encode(value);
 }
 
@@ -179,7 +182,7 @@ function encodeScalar(value: number | bigint): Uint8Array {
  */
 export function decodeValue(bytes: Uint8Array): unknown {
   const fast = decodeFast(bytes);
-  return fast.ok ? fast.value : decodeSlow(bytes);
+  return fast !== notFast ? fast : decodeSlow(bytes);
 }
 
 /** The reference path (cborg): the fast path must return what this returns. */

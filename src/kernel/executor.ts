@@ -44,8 +44,11 @@ import { KernelRejection, validateEffect } from "./effect_validation.ts";
 import type { KernelLimits } from "./limits.ts";
 import { kernelLimits } from "./limits.ts";
 import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
-import { effectId, hex128, isEffectId } from "./outbox.ts";
+import { effectId, isEffectId } from "./outbox.ts";
+import { ClientHexTable } from "./client_hex.ts";
 import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
+import { IncrementalSnapshot } from "./snapshot_job.ts";
+import type { SnapshotFields, SnapshotJob } from "./snapshot_job.ts";
 
 /** Counters kept in replicated state (they are part of the state hash). */
 export interface KernelCounters {
@@ -160,8 +163,11 @@ class EffectPlan {
   }
 }
 
+/** An accepted app call (its reply, when wanted, is in the executor's #replyBytes). */
+const applied = { ok: true } as const;
+
 type ApplyOutcome =
-  | { readonly ok: true; readonly replyBytes: Uint8Array | null }
+  | typeof applied
   | { readonly ok: false; readonly code: KernelErrorCode; readonly message: string };
 
 /** Options of {@link Executor}. */
@@ -184,6 +190,10 @@ export class Executor implements StateMachine {
   #timestampMs = 0;
   /** Size of the last snapshot encoded here: the next one is reserved at about that size. */
   #snapshotSizeLast = 0;
+  /** The snapshot being encoded between applies (see {@link beginSnapshot}), or null. */
+  #snapshotJob: IncrementalSnapshot | null = null;
+  /** The reply of the last accepted app call that wanted one, until its caller takes it. */
+  #replyBytes: Uint8Array | null = null;
   /** The effects of the apply in progress (see {@link EffectPlan}). */
   readonly #plan = new EffectPlan();
 
@@ -208,21 +218,8 @@ export class Executor implements StateMachine {
     return this.#state;
   }
 
-  #clientBytes: Uint8Array | null = null;
-  #clientHexCached = "";
-
-  /** The client id as hex; the last one is kept (a client usually sends runs of events). */
-  #clientHex(client: Uint8Array): string {
-    const last = this.#clientBytes;
-    if (last !== null && last.length === client.length) {
-      let i = 0;
-      while (i < client.length && last[i] === client[i]) i++;
-      if (i === client.length) return this.#clientHexCached;
-    }
-    this.#clientBytes = client.slice();
-    this.#clientHexCached = hex128(client);
-    return this.#clientHexCached;
-  }
+  /** Hex of the clients seen recently (every event's header carries its client as hex). */
+  readonly #clientHex = new ClientHexTable();
 
   /** A copy of the kernel counters. */
   counters(): KernelCounters {
@@ -286,7 +283,7 @@ export class Executor implements StateMachine {
     const header: EventHeader = {
       index: entry.op,
       view: entry.view,
-      client: this.#clientHex(entry.client),
+      client: this.#clientHex.hex(entry.client),
       request: entry.request,
       schemaVersion,
       timestamp: entry.timestamp,
@@ -300,8 +297,10 @@ export class Executor implements StateMachine {
     }
     this.#counters.eventsApplied++;
     // An event always wants its reply, so #apply encoded it.
-    assert(outcome.replyBytes !== null, "an applied event has its reply encoded");
-    return outcome.replyBytes;
+    const replyBytes = this.#replyBytes;
+    assert(replyBytes !== null, "an applied event has its reply encoded");
+    this.#replyBytes = null;
+    return replyBytes;
   }
 
   /**
@@ -321,7 +320,10 @@ export class Executor implements StateMachine {
     let ids: string[] | null;
     let newState: unknown;
     let replyBytes: Uint8Array | null = null;
-    beginTransaction();
+    // A snapshot encoding the state in place keeps what this apply writes first (copy on
+    // write); one around an app.snapshot image took the image already.
+    const job = this.#snapshotJob;
+    beginTransaction(job !== null && job.watchesState ? job : null);
     try {
       const app = this.app;
       const state = guard(this.#state);
@@ -349,7 +351,8 @@ export class Executor implements StateMachine {
     commitTransaction();
     this.#state = newState;
     if (ids !== null) this.#record(ids.length, entry);
-    return { ok: true, replyBytes };
+    this.#replyBytes = replyBytes;
+    return applied;
   }
 
   /**
@@ -809,7 +812,52 @@ export class Executor implements StateMachine {
     return bytes;
   }
 
+  /**
+   * Begins a snapshot of the state at the current op, to be encoded in steps between later
+   * commits: `job.step(budgetBytes)` until it returns true, then `job.result()` is
+   * byte for byte what {@link snapshot} would have returned now. Commits may run between
+   * steps (each write to the state keeps its container's pre-image first; see
+   * snapshot_job.ts). One job at a time; {@link restore} aborts it.
+   */
+  beginSnapshot(): SnapshotJob {
+    assert(this.#snapshotJob === null, "one snapshot job at a time");
+    const app = this.app;
+    const appInPlace = app.snapshot === undefined;
+    let appPart: unknown;
+    if (appInPlace) appPart = new NestedEncoding(this.#state);
+    else {
+      appPart = app.snapshot!(this.#state);
+      assert(appPart instanceof Uint8Array, "app.snapshot must return a Uint8Array");
+    }
+    // The kernel's tables are copied (shallowly: their entries are never written in
+    // place, only replaced): later commits change the tables, not these arrays.
+    const channels: [string, number, ChannelEntry[]][] = [];
+    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries.slice()]);
+    const fields: SnapshotFields = {
+      format: snapshotFormat,
+      schemaVersion: app.schemaVersion,
+      op: this.#op,
+      timestampMs: this.#timestampMs,
+      app: appPart,
+      outbox: [...this.#outbox.values()],
+      channels,
+      schedule: this.#schedule.slice(),
+      counters: { ...this.#counters },
+    };
+    const last = this.#snapshotSizeLast;
+    const sizeHint = last > 1024 * 1024 ? last + (last >>> 3) : 0;
+    const job = new IncrementalSnapshot(fields, this.#state, appInPlace, sizeHint, (ended, bytes) => {
+      if (this.#snapshotJob === ended) this.#snapshotJob = null;
+      if (bytes !== null) this.#snapshotSizeLast = bytes.length;
+    });
+    this.#snapshotJob = job;
+    return job;
+  }
+
   restore(snapshot: Uint8Array): void {
+    // A snapshot of the state being replaced is of no use to anyone.
+    this.#snapshotJob?.abort();
+    assert(this.#snapshotJob === null, "restore aborted the snapshot job");
     const decoded = decodeValue(snapshot) as SnapshotShape;
     if (typeof decoded !== "object" || decoded === null || decoded.format !== snapshotFormat) {
       throw new SnapshotFormatError(`not a chronon kernel snapshot of format ${snapshotFormat}`);

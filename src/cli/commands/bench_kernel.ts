@@ -20,8 +20,9 @@ import { EffectRunner } from "../../kernel/effect_runner.ts";
 import type { CommittedEntry } from "../../vsr/state_machine.ts";
 import { seededRandom } from "../../storage/seeded_random.ts";
 import { serve } from "../../api/serve.ts";
+import { KvLoad, kvCheckpointTrial, kvPutTrial } from "./bench_kernel_kv.ts";
 
-const usage = `chronon bench kernel [--json] [--events N] [--effects N] [--accounts N] [--trials N]
+const usage = `chronon bench kernel [--json] [--events N] [--effects N] [--accounts N] [--kv-clients N] [--trials N]
 
 The application kernel without replication or disk:
 - apply: bank events (80% transfers with a webhook effect and a channel entry, 20% deposits,
@@ -33,11 +34,17 @@ The application kernel without replication or disk:
   deliveries per id, acknowledged through the executor. Target ≥ 5,000/s.
 - checkpoint: snapshot (write) and restore of a bank with --accounts accounts (default
   100,000), and the state hash. Target < 1 s each.
+- kv: the load of bench cluster on one executor (--kv-clients clients, default 64, with
+  ids of their own, interleaved, each putting 256 characters to its own 1,024 keys):
+  µs of CPU per put on the full store (medians of --trials trials of one put per key);
+  then its checkpoint: one snapshot() against beginSnapshot() stepped by 256 KiB with 64
+  puts between steps (the longest step is the pause a replica would take).
 
   --events N    events per apply trial (default 200000)
   --effects N   http effects (default 10000)
   --accounts N  accounts in the checkpoint (default 100000)
-  --trials N    apply trials and effects trials, medians quoted (default 3)
+  --kv-clients N kv clients (default 64; 1,024 keys each)
+  --trials N    apply, effects and kv trials, medians quoted (default 3)
   --json        one JSON object on stdout`;
 
 /** Options of {@link benchKernel}. */
@@ -45,6 +52,7 @@ export interface BenchKernelOptions {
   readonly events?: number;
   readonly effects?: number;
   readonly accounts?: number;
+  readonly kvClients?: number;
   readonly trials?: number;
   readonly json?: boolean;
 }
@@ -63,6 +71,16 @@ export interface BenchKernelResult {
   readonly checkpointRestoreMs: number;
   readonly stateHashMs: number;
   readonly stateHashEqualAfterRestore: boolean;
+  readonly kvKeys: number;
+  /** µs of CPU per kv put (median), and the trials behind it. */
+  readonly kvPutMicros: number;
+  readonly kvPutTrials: number[];
+  readonly kvSnapshotMs: number;
+  readonly kvSnapshotSteps: number;
+  readonly kvSnapshotStepMedianMs: number;
+  readonly kvSnapshotStepMaxMs: number;
+  readonly kvSnapshotStepsTotalMs: number;
+  readonly kvSnapshotIdentical: boolean;
 }
 
 class Entries {
@@ -313,6 +331,16 @@ export async function benchKernel(options: BenchKernelOptions = {}): Promise<Ben
   const accounts = options.accounts ?? 100_000;
   const cp = checkpointTrial(accounts);
   say(`checkpoint  ${accounts.toLocaleString("en-US")} accounts, ${(cp.bytes / 1e6).toFixed(1)} MB: write ${cp.writeMs.toFixed(0)} ms, restore ${cp.restoreMs.toFixed(0)} ms, state hash ${cp.hashMs.toFixed(0)} ms, hash equal after restore: ${cp.equal}  target < 1000 ms each  ${cp.writeMs < 1000 && cp.restoreMs < 1000 ? "ok" : "BELOW"}`);
+  const load = new KvLoad(options.kvClients ?? 64);
+  // Fill the store, then warm up: every trial overwrites a full store.
+  load.put(load.keys);
+  load.put(load.keys);
+  const kvTrials: number[] = [];
+  for (let t = 0; t < trials; t++) kvTrials.push(kvPutTrial(load, load.keys));
+  const kvMicros = median(kvTrials);
+  say(`kv          ${kvMicros.toFixed(2)} µs of CPU per put, ${load.clients} clients × 1,024 keys (median of ${trials}: ${kvTrials.map((r) => r.toFixed(2)).join(", ")})`);
+  const kvCp = kvCheckpointTrial(load, 256 * 1024, 64);
+  say(`kv checkpoint ${(kvCp.bytes / 1e6).toFixed(1)} MB: snapshot() ${kvCp.snapshotMs.toFixed(0)} ms in one pause; beginSnapshot ${kvCp.steps} steps of 256 KiB between puts, median ${kvCp.stepMedianMs.toFixed(2)} ms, longest ${kvCp.stepMaxMs.toFixed(1)} ms, ${kvCp.stepsTotalMs.toFixed(0)} ms in all, bytes identical: ${kvCp.identical}`);
   const result: BenchKernelResult = {
     runtime: `${runtimeName()} ${runtimeVersion()}`,
     applyEventsPerSecond: Math.round(applyRate),
@@ -326,6 +354,15 @@ export async function benchKernel(options: BenchKernelOptions = {}): Promise<Ben
     checkpointRestoreMs: Math.round(cp.restoreMs),
     stateHashMs: Math.round(cp.hashMs),
     stateHashEqualAfterRestore: cp.equal,
+    kvKeys: load.keys,
+    kvPutMicros: Number(kvMicros.toFixed(3)),
+    kvPutTrials: kvTrials.map((r) => Number(r.toFixed(3))),
+    kvSnapshotMs: Number(kvCp.snapshotMs.toFixed(1)),
+    kvSnapshotSteps: kvCp.steps,
+    kvSnapshotStepMedianMs: Number(kvCp.stepMedianMs.toFixed(3)),
+    kvSnapshotStepMaxMs: Number(kvCp.stepMaxMs.toFixed(2)),
+    kvSnapshotStepsTotalMs: Number(kvCp.stepsTotalMs.toFixed(1)),
+    kvSnapshotIdentical: kvCp.identical,
   };
   if (options.json === true) console.log(JSON.stringify(result));
   return result;
@@ -349,6 +386,7 @@ export const bench: BenchTarget = {
         events: { type: "string" },
         effects: { type: "string" },
         accounts: { type: "string" },
+        "kv-clients": { type: "string" },
         trials: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -362,11 +400,13 @@ export const bench: BenchTarget = {
     const effects = positive(values.effects, "effects");
     const accounts = positive(values.accounts, "accounts");
     const trials = positive(values.trials, "trials");
+    const kvClients = positive(values["kv-clients"], "kv-clients");
+    if (kvClients !== undefined) options.kvClients = kvClients;
     if (events !== undefined) options.events = events;
     if (effects !== undefined) options.effects = effects;
     if (accounts !== undefined) options.accounts = accounts;
     if (trials !== undefined) options.trials = trials;
     const result = await benchKernel(options);
-    return result.stateHashEqualAfterRestore ? 0 : 1;
+    return result.stateHashEqualAfterRestore && result.kvSnapshotIdentical ? 0 : 1;
   },
 };
