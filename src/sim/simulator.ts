@@ -105,6 +105,9 @@ type Payload =
   | { readonly kind: "query"; readonly query: ClientQuery }
   | { readonly kind: "reply"; readonly reply: ClientReply };
 
+/** Bytes a simulated stepped snapshot encodes per replica turn (see CheckedStateMachine). */
+const simSnapshotStepBytes = 256;
+
 /** A state machine that reports every commit to the checkers. */
 class CheckedStateMachine implements StateMachine {
   /** The inner machine's stepped snapshot, when it has one (so runs exercise it). */
@@ -114,7 +117,21 @@ class CheckedStateMachine implements StateMachine {
     private readonly replica: number,
     private readonly run: Simulation,
   ) {
-    if (inner.beginSnapshot !== undefined) this.beginSnapshot = () => inner.beginSnapshot!();
+    if (inner.beginSnapshot !== undefined) {
+      this.beginSnapshot = () => {
+        const job = inner.beginSnapshot!();
+        // Simulated states are kilobytes: steps this small spread a job over many turns
+        // and commits (and faults), where the replica's 256 KiB would finish it at once.
+        return {
+          get done() {
+            return job.done;
+          },
+          step: (budgetBytes) => job.step(Math.min(budgetBytes, simSnapshotStepBytes)),
+          result: () => job.result(),
+          abort: () => job.abort(),
+        };
+      };
+    }
   }
   commit(entry: CommittedEntry): Uint8Array {
     const reply = this.inner.commit(entry);
