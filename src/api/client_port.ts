@@ -25,7 +25,7 @@ import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { assert } from "../assert.ts";
 import { decodeValue, encodeValue } from "../app/value_codec.ts";
-import { FrameReader, frameOf } from "../net/client_frame.ts";
+import { FrameReader, frameOf, framesOf } from "../net/client_frame.ts";
 import type { ApiError, ApiErrorCode } from "./errors.ts";
 import type { HandleResult, NodeHandle } from "./node_handle.ts";
 
@@ -79,9 +79,10 @@ export function encodeClientFrame(value: unknown): Uint8Array {
   return frameOf(encodeValue(value));
 }
 
+/** The payload of an error answer (framed when the turn's answers are written). */
 function errorFrame(id: number, error: ApiError, primaryHint?: (apiUrl: string) => string | undefined): Uint8Array {
   const primary = error.primary === undefined ? null : primaryHint === undefined ? error.primary : primaryHint(error.primary) ?? null;
-  return encodeClientFrame([id, ClientAnswer.error, error.code, error.message, primary]);
+  return encodeValue([id, ClientAnswer.error, error.code, error.message, primary]);
 }
 
 function fault(code: ApiErrorCode, message: string): ApiError {
@@ -99,9 +100,8 @@ class ClientConnection {
   #helloDone = false;
   #inflight = 0;
   #closed = false;
-  /** Frames answered in this turn, written together at its end. */
+  /** Payloads answered in this turn, framed and written together at its end. */
   #out: Uint8Array[] = [];
-  #outBytes = 0;
   #flushScheduled = false;
   readonly #reader: FrameReader;
 
@@ -237,7 +237,7 @@ class ClientConnection {
       this.#authorizedRead = this.options.readAccess === "public";
     }
     this.#helloDone = true;
-    this.#send(encodeClientFrame([0, clientProtocolVersion]));
+    this.#send(encodeValue([0, clientProtocolVersion]));
   }
 
   #unauthorized(id: number): void {
@@ -259,7 +259,7 @@ class ClientConnection {
         }
         let frame: Uint8Array;
         try {
-          frame = encodeClientFrame([id, ClientAnswer.ok, ...shape(result.value)]);
+          frame = encodeValue([id, ClientAnswer.ok, ...shape(result.value)]);
         } catch (error) {
           frame = errorFrame(id, fault("rejected", `reply cannot be encoded: ${(error as Error).message}`));
         }
@@ -272,11 +272,10 @@ class ClientConnection {
     );
   }
 
-  /** Queues a frame; everything queued in this turn leaves in one write. */
-  #send(frame: Uint8Array): void {
+  /** Queues an answer's payload; everything queued in this turn leaves in one write. */
+  #send(payload: Uint8Array): void {
     if (this.#closed) return;
-    this.#out.push(frame);
-    this.#outBytes += frame.length;
+    this.#out.push(payload);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
@@ -286,18 +285,9 @@ class ClientConnection {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#out.length === 0) return;
-    let bytes: Uint8Array;
-    if (this.#out.length === 1) bytes = this.#out[0]!;
-    else {
-      bytes = new Uint8Array(this.#outBytes);
-      let offset = 0;
-      for (const frame of this.#out) {
-        bytes.set(frame, offset);
-        offset += frame.length;
-      }
-    }
+    // One buffer for the turn's frames: each payload is copied once, behind its prefix.
+    const bytes = framesOf(this.#out, this.#out.length);
     this.#out = [];
-    this.#outBytes = 0;
     this.socket.write(bytes);
     // Back-pressure: a client that does not read its answers stops being read from, so
     // its requests (and their answers) cannot pile up here.

@@ -139,11 +139,25 @@ export class ReplicaHandle implements NodeHandle {
     return promise;
   }
 
-  /** Submits a request and resolves to the replica's reply, or an API error. */
-  async #call(client: Uint8Array, request: number, operation: number, body: Uint8Array): Promise<HandleResult<{ body: Uint8Array; op: number }>> {
-    const waiting = this.#wait((token) => this.#host.request({ client, request, operation, body, token }));
-    if (waiting === null) return { ok: false, error: { code: "unavailable", message: "too many requests waiting for replies" } };
-    const reply = await waiting;
+  /**
+   * Submits a request and resolves to the replica's reply, or an API error. One promise
+   * (the waiter's) and one reaction per request: every layer of async functions around
+   * it cost a promise and a turn per request.
+   */
+  #call(client: Uint8Array, request: number, operation: number, body: Uint8Array): Promise<HandleResult<{ body: Uint8Array; op: number }>> {
+    let waiting: Promise<ClientReply | null> | null;
+    try {
+      waiting = this.#wait((token) => this.#host.request({ client, request, operation, body, token }));
+    } catch (error) {
+      // As from an async function: the caller sees a rejection, never a throw.
+      return Promise.reject(error);
+    }
+    if (waiting === null) return Promise.resolve({ ok: false, error: { code: "unavailable", message: "too many requests waiting for replies" } });
+    return waiting.then((reply) => this.#callResult(reply));
+  }
+
+  /** The API result of a request's reply (null: none in time). */
+  #callResult(reply: ClientReply | null): HandleResult<{ body: Uint8Array; op: number }> {
     if (reply === null) return { ok: false, error: { code: "timeout", message: "no reply in time: the request may or may not have been applied" } };
     if (reply.error !== undefined) return { ok: false, error: replicaError(reply, (i) => this.#host.apiUrl(i)) };
     assert(reply.body !== undefined, "a successful reply has a body");
@@ -179,12 +193,20 @@ export class ReplicaHandle implements NodeHandle {
     return result.ok ? { ok: true, value: { session } } : result;
   }
 
-  async submit(request: SubmitRequest): Promise<HandleResult<SubmitReply>> {
-    const result = await this.#call(request.session, request.request, operationEvent, encodeEvent(request.event));
-    if (!result.ok) return result;
-    const reply = decodeReply(result.value.body);
-    if (!reply.ok) return { ok: false, error: kernelError(reply.code, reply.message) };
-    return { ok: true, value: { reply: reply.value, op: result.value.op, effects: reply.effects } };
+  submit(request: SubmitRequest): Promise<HandleResult<SubmitReply>> {
+    let body: Uint8Array;
+    try {
+      body = encodeEvent(request.event);
+    } catch (error) {
+      // As from an async function: the caller sees a rejection, never a throw.
+      return Promise.reject(error);
+    }
+    return this.#call(request.session, request.request, operationEvent, body).then((result): HandleResult<SubmitReply> => {
+      if (!result.ok) return result;
+      const reply = decodeReply(result.value.body);
+      if (!reply.ok) return { ok: false, error: kernelError(reply.code, reply.message) };
+      return { ok: true, value: { reply: reply.value, op: result.value.op, effects: reply.effects } };
+    });
   }
 
   async query(query: QueryRequest): Promise<HandleResult<{ readonly result: unknown }>> {
