@@ -25,9 +25,10 @@ import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { assert } from "../assert.ts";
 import { decodeValue, encodeValue } from "../app/value_codec.ts";
+import { cborItemEnd, cborUintSize, writeCborUint } from "../codec/cbor_item.ts";
 import { FrameReader, frameOf, framesOf } from "../net/client_frame.ts";
 import type { ApiError, ApiErrorCode } from "./errors.ts";
-import type { HandleResult, NodeHandle } from "./node_handle.ts";
+import type { EncodedSubmitReply, HandleResult, NodeHandle } from "./node_handle.ts";
 
 /** Protocol version sent in the hello. */
 export const clientProtocolVersion = 1;
@@ -89,6 +90,38 @@ function fault(code: ApiErrorCode, message: string): ApiError {
   return { code, message };
 }
 
+/** CBOR head of a definite array of 5 items: a submit frame `[id, 2, session, request, event]`. */
+const submitArrayHead = 0x85;
+/** CBOR head of a definite array of 4 items: an ok answer to a submit `[id, 0, reply, op]`. */
+const answerArrayHead = 0x84;
+
+/**
+ * Where the event starts in a submit frame's payload, or -1 when the frame is not the
+ * plain definite array the client library writes (then the decoded event is used). The
+ * event is the last item, so it runs to the end of the payload.
+ */
+function submitEventAt(payload: Uint8Array): number {
+  if (payload[0] !== submitArrayHead) return -1;
+  let at = 1;
+  for (let item = 0; item < 4; item++) {
+    at = cborItemEnd(payload, at);
+    if (at < 0) return -1;
+  }
+  return cborItemEnd(payload, at) === payload.length ? at : -1;
+}
+
+/** The payload of `[id, 0, reply, op]` around a reply already encoded (one copy of it). */
+function submitAnswer(id: number, replyEncoded: Uint8Array, op: number): Uint8Array {
+  const out = new Uint8Array(1 + cborUintSize(id) + 1 + replyEncoded.length + cborUintSize(op));
+  out[0] = answerArrayHead;
+  let at = writeCborUint(out, 1, id);
+  out[at++] = ClientAnswer.ok;
+  out.set(replyEncoded, at);
+  at = writeCborUint(out, at + replyEncoded.length, op);
+  assert(at === out.length, "the answer filled its buffer");
+  return out;
+}
+
 /** A request id: a safe non-negative integer chosen by the client. */
 function isId(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
@@ -104,6 +137,8 @@ class ClientConnection {
   #out: Uint8Array[] = [];
   #flushScheduled = false;
   readonly #reader: FrameReader;
+  /** The payload of the frame being handled (its event is handed on as bytes). */
+  #payload: Uint8Array | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -127,6 +162,7 @@ class ClientConnection {
   }
 
   #onData(chunk: Uint8Array): void {
+    this.#payload = null;
     if (this.#closed) return;
     const frames = this.#reader.push(chunk);
     if (frames === "oversized") {
@@ -144,7 +180,9 @@ class ClientConnection {
         this.#refuse(0, fault("bad_request", `malformed CBOR frame: ${(error as Error).message}`));
         return;
       }
+      this.#payload = payload;
       this.#onMessage(message);
+      this.#payload = null;
     }
   }
 
@@ -202,6 +240,14 @@ class ClientConnection {
           return;
         }
         // A submit that throws may have reached the log: its outcome is unknown.
+        const eventAt = this.#payload === null || this.handle.submitEncoded === undefined || message.length !== 5 ? -1 : submitEventAt(this.#payload);
+        if (eventAt >= 0) {
+          // The event leaves as the bytes it came in (decoded above only to validate it),
+          // and the reply comes back encoded: no strings decoded and encoded again here.
+          const eventEncoded = this.#payload!.subarray(eventAt);
+          this.#runEncoded(id, this.handle.submitEncoded!({ session, request, eventEncoded }));
+          return;
+        }
         this.#run(id, this.handle.submit({ session, request, event: message[4] }), (value) => [value.reply, value.op], "timeout");
         return;
       }
@@ -268,6 +314,23 @@ class ClientConnection {
       (error: unknown) => {
         this.#inflight--;
         if (!this.#closed) this.#send(errorFrame(id, fault(onThrow, `node error: ${(error as Error).message}`)));
+      },
+    );
+  }
+
+  /** {@link #run} for an encoded submit: the answer is built around the reply's bytes. */
+  #runEncoded(id: number, pending: Promise<HandleResult<EncodedSubmitReply>>): void {
+    this.#inflight++;
+    pending.then(
+      (result) => {
+        this.#inflight--;
+        if (this.#closed) return;
+        this.#send(result.ok ? submitAnswer(id, result.value.replyEncoded, result.value.op) : errorFrame(id, result.error, this.options.primaryHint));
+      },
+      (error: unknown) => {
+        this.#inflight--;
+        // A submit that throws may have reached the log: its outcome is unknown.
+        if (!this.#closed) this.#send(errorFrame(id, fault("timeout", `node error: ${(error as Error).message}`)));
       },
     );
   }
