@@ -50,6 +50,7 @@ test("a host that throws, or an event that cannot be encoded, rejects the submit
   const thrown = handle.submit({ session, request: 1, event: 1 });
   assert.ok(thrown instanceof Promise);
   await assert.rejects(thrown, /core refused/);
+  assert.equal(handle.pending, 0, "no waiter is left behind for a request that never reached the replica");
   const unencodable = new ReplicaHandle(host(), 1000).submit({ session, request: 1, event: () => 1 });
   assert.ok(unencodable instanceof Promise);
   await assert.rejects(unencodable);

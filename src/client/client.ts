@@ -200,12 +200,14 @@ export class Client<A = AnyApp> {
     // cost a turn and a promise adoption per call (a closed-loop client's every request).
     const result = this.callsPending === 0 ? run() : this.tail.then(run, run);
     this.callsPending++;
-    const settled = () => {
-      this.callsPending--;
-    };
-    this.tail = result.then(settled, settled);
+    this.tail = result.then(this.callSettled, this.callSettled);
     return result;
   }
+
+  /** Counts a call as settled (one function for all calls: no closure per call). */
+  private readonly callSettled = (): void => {
+    this.callsPending--;
+  };
 
   private async registerNow(deadline: number): Promise<string> {
     const bytes = crypto.getRandomValues(new Uint8Array(16));

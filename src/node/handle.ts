@@ -162,7 +162,13 @@ export class ReplicaHandle implements NodeHandle {
     const promise = new Promise<ClientReply | null>((resolve) => {
       this.#waiters.set(token, { resolve, deadlineMs: this.#host.nowMs() + this.#replyTimeoutMs });
     });
-    send(token);
+    try {
+      send(token);
+    } catch (error) {
+      // Nothing reached the replica: no reply will come for this token.
+      this.#waiters.delete(token);
+      throw error;
+    }
     return promise;
   }
 
@@ -180,8 +186,11 @@ export class ReplicaHandle implements NodeHandle {
       return Promise.reject(error);
     }
     if (waiting === null) return Promise.resolve({ ok: false, error: { code: "unavailable", message: "too many requests waiting for replies" } });
-    return waiting.then((reply) => this.#callResult(reply));
+    return waiting.then(this.#callResultOf);
   }
+
+  /** {@link #callResult} as one function for every request (no closure per call). */
+  readonly #callResultOf = (reply: ClientReply | null): HandleResult<{ body: Uint8Array; op: number }> => this.#callResult(reply);
 
   /** The API result of a request's reply (null: none in time). */
   #callResult(reply: ClientReply | null): HandleResult<{ body: Uint8Array; op: number }> {
