@@ -15,6 +15,14 @@
 export interface NativeSha256 {
   readonly name: string;
   digestInto(bytes: Uint8Array, out: Uint8Array): void;
+  /** SHA-256(`first` ‖ `second`) into `out` (32 bytes): one more Update, no join. */
+  digestPairInto(first: Uint8Array, second: Uint8Array, out: Uint8Array): void;
+  /**
+   * A function writing SHA-256(`prefix` ‖ bytes) into a 32-byte `out`: the context after
+   * `prefix` is kept and copied per call (SHA256_CTX is a plain struct with no pointers,
+   * so copying its bytes copies the state). HMAC's padded keys are absorbed once.
+   */
+  prefixed(prefix: Uint8Array): (bytes: Uint8Array, out: Uint8Array) => void;
 }
 
 /** Library names to try, in order. */
@@ -33,12 +41,28 @@ interface DenoSlice {
 
 function make(name: string, init: Fn, update: Fn, final: Fn): NativeSha256 {
   const context = new Uint8Array(contextSize);
+  const fail = (): never => {
+    throw new Error(`${name}: SHA-256 call failed`);
+  };
   return {
     name,
     digestInto(bytes, out) {
-      if (init(context) !== 1 || update(context, bytes, bytes.length) !== 1 || final(out, context) !== 1) {
-        throw new Error(`${name}: SHA-256 call failed`);
-      }
+      if (out.length < 32) throw new RangeError("SHA256_Final writes 32 bytes");
+      if (init(context) !== 1 || update(context, bytes, bytes.length) !== 1 || final(out, context) !== 1) fail();
+    },
+    digestPairInto(first, second, out) {
+      if (out.length < 32) throw new RangeError("SHA256_Final writes 32 bytes");
+      if (init(context) !== 1 || update(context, first, first.length) !== 1) fail();
+      if (update(context, second, second.length) !== 1 || final(out, context) !== 1) fail();
+    },
+    prefixed(prefix) {
+      const start = new Uint8Array(contextSize);
+      if (init(start) !== 1 || update(start, prefix, prefix.length) !== 1) fail();
+      return (bytes, out) => {
+        if (out.length < 32) throw new RangeError("SHA256_Final writes 32 bytes");
+        context.set(start);
+        if (update(context, bytes, bytes.length) !== 1 || final(out, context) !== 1) fail();
+      };
     },
   };
 }

@@ -5,7 +5,7 @@ import { serveClientPort } from "../src/api/client_port.ts";
 import type { ClientPortHandle } from "../src/api/client_port.ts";
 import { decodeValue, encodeValue } from "../src/app/value_codec.ts";
 import { Client, OutcomeUnknownError, RejectedError, SessionEvictedError, UnauthorizedError } from "../src/client/mod.ts";
-import { FrameReader, frameOf } from "../src/net/client_frame.ts";
+import { FrameReader, frameOf, framesOf } from "../src/net/client_frame.ts";
 import { FakeCluster } from "./api_fake_handle.ts";
 
 /** Three fake replicas, each behind a real client port on 127.0.0.1. */
@@ -200,6 +200,52 @@ describe("binary client protocol", () => {
       for (let i = 0; i < 50 && c.ports[0]!.connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       assert.equal(c.ports[0]!.connections, 0, "closed connections are forgotten");
     } finally {
+      await c.close();
+    }
+  });
+});
+
+describe("binary client hot path", () => {
+  test("the frames of one turn are written as one buffer, byte for byte the frames one after another", () => {
+    const payloads = [encodeValue([1, "a"]), new Uint8Array(0), encodeValue([3, new Uint8Array(70_000)]), encodeValue([4])];
+    const joined = framesOf(payloads, payloads.length);
+    assert.deepEqual(joined, concat(...payloads.map((p) => frameOf(p))));
+    assert.deepEqual(framesOf(payloads, 2), concat(frameOf(payloads[0]!), frameOf(payloads[1]!)), "only the first count");
+    const reader = new FrameReader(1 << 20);
+    const back = reader.push(joined);
+    assert.ok(back !== "oversized");
+    assert.deepEqual(back, payloads);
+  });
+
+  test("calls on one client run one at a time in order, also when a call starts with nothing in flight after a failure", async () => {
+    const c = await cluster();
+    const client = new Client({ addresses: [c.urls[0]!], timeoutMs: 500, deadlineMs: 1500 });
+    try {
+      const replies = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => client.submit({ add: n }))) as { counter: number }[];
+      assert.deepEqual(replies.map((r) => r.counter), [1, 3, 6, 10, 15, 21]);
+      await assert.rejects(client.submit({ fail: "no" }), RejectedError);
+      // Idle again: this call starts at once; the next one queues behind it.
+      const [a, b] = await Promise.all([client.submit({ add: 100 }), client.submit({ add: 1000 })]) as { counter: number }[];
+      assert.equal(a!.counter, 121);
+      assert.equal(b!.counter, 1121);
+      assert.deepEqual(c.fake.applied.map((x) => x.request), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    } finally {
+      client.close();
+      await c.close();
+    }
+  });
+
+  test("many clients of one process share the connection and each gets its own answers", async () => {
+    const c = await cluster();
+    const clients = Array.from({ length: 32 }, () => new Client({ addresses: [c.urls[0]!], timeoutMs: 1000, deadlineMs: 3000 }));
+    try {
+      for (let round = 0; round < 3; round++) {
+        const replies = await Promise.all(clients.map((client, i) => client.submit({ add: 0, round, i }))) as { echo: { round: number; i: number } }[];
+        replies.forEach((reply, i) => assert.deepEqual(reply.echo, { add: 0, round, i }));
+      }
+      assert.equal(c.ports[0]!.connections, 1, "one connection for all of them");
+    } finally {
+      for (const client of clients) client.close();
       await c.close();
     }
   });

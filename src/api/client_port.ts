@@ -25,9 +25,10 @@ import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { assert } from "../assert.ts";
 import { decodeValue, encodeValue } from "../app/value_codec.ts";
-import { FrameReader, frameOf } from "../net/client_frame.ts";
+import { cborItemEnd, cborUintSize, writeCborUint } from "../codec/cbor_item.ts";
+import { FrameReader, frameOf, framesOf } from "../net/client_frame.ts";
 import type { ApiError, ApiErrorCode } from "./errors.ts";
-import type { HandleResult, NodeHandle } from "./node_handle.ts";
+import type { EncodedSubmitReply, HandleResult, NodeHandle } from "./node_handle.ts";
 
 /** Protocol version sent in the hello. */
 export const clientProtocolVersion = 1;
@@ -79,13 +80,46 @@ export function encodeClientFrame(value: unknown): Uint8Array {
   return frameOf(encodeValue(value));
 }
 
+/** The payload of an error answer (framed when the turn's answers are written). */
 function errorFrame(id: number, error: ApiError, primaryHint?: (apiUrl: string) => string | undefined): Uint8Array {
   const primary = error.primary === undefined ? null : primaryHint === undefined ? error.primary : primaryHint(error.primary) ?? null;
-  return encodeClientFrame([id, ClientAnswer.error, error.code, error.message, primary]);
+  return encodeValue([id, ClientAnswer.error, error.code, error.message, primary]);
 }
 
 function fault(code: ApiErrorCode, message: string): ApiError {
   return { code, message };
+}
+
+/** CBOR head of a definite array of 5 items: a submit frame `[id, 2, session, request, event]`. */
+const submitArrayHead = 0x85;
+/** CBOR head of a definite array of 4 items: an ok answer to a submit `[id, 0, reply, op]`. */
+const answerArrayHead = 0x84;
+
+/**
+ * Where the event starts in a submit frame's payload, or -1 when the frame is not the
+ * plain definite array the client library writes (then the decoded event is used). The
+ * event is the last item, so it runs to the end of the payload.
+ */
+function submitEventAt(payload: Uint8Array): number {
+  if (payload[0] !== submitArrayHead) return -1;
+  let at = 1;
+  for (let item = 0; item < 4; item++) {
+    at = cborItemEnd(payload, at);
+    if (at < 0) return -1;
+  }
+  return cborItemEnd(payload, at) === payload.length ? at : -1;
+}
+
+/** The payload of `[id, 0, reply, op]` around a reply already encoded (one copy of it). */
+function submitAnswer(id: number, replyEncoded: Uint8Array, op: number): Uint8Array {
+  const out = new Uint8Array(1 + cborUintSize(id) + 1 + replyEncoded.length + cborUintSize(op));
+  out[0] = answerArrayHead;
+  let at = writeCborUint(out, 1, id);
+  out[at++] = ClientAnswer.ok;
+  out.set(replyEncoded, at);
+  at = writeCborUint(out, at + replyEncoded.length, op);
+  assert(at === out.length, "the answer filled its buffer");
+  return out;
 }
 
 /** A request id: a safe non-negative integer chosen by the client. */
@@ -99,11 +133,12 @@ class ClientConnection {
   #helloDone = false;
   #inflight = 0;
   #closed = false;
-  /** Frames answered in this turn, written together at its end. */
+  /** Payloads answered in this turn, framed and written together at its end. */
   #out: Uint8Array[] = [];
-  #outBytes = 0;
   #flushScheduled = false;
   readonly #reader: FrameReader;
+  /** The payload of the frame being handled (its event is handed on as bytes). */
+  #payload: Uint8Array | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -127,6 +162,7 @@ class ClientConnection {
   }
 
   #onData(chunk: Uint8Array): void {
+    this.#payload = null;
     if (this.#closed) return;
     const frames = this.#reader.push(chunk);
     if (frames === "oversized") {
@@ -144,7 +180,9 @@ class ClientConnection {
         this.#refuse(0, fault("bad_request", `malformed CBOR frame: ${(error as Error).message}`));
         return;
       }
+      this.#payload = payload;
       this.#onMessage(message);
+      this.#payload = null;
     }
   }
 
@@ -202,6 +240,14 @@ class ClientConnection {
           return;
         }
         // A submit that throws may have reached the log: its outcome is unknown.
+        const eventAt = this.#payload === null || this.handle.submitEncoded === undefined || message.length !== 5 ? -1 : submitEventAt(this.#payload);
+        if (eventAt >= 0) {
+          // The event leaves as the bytes it came in (decoded above only to validate it),
+          // and the reply comes back encoded: no strings decoded and encoded again here.
+          const eventEncoded = this.#payload!.subarray(eventAt);
+          this.#runEncoded(id, this.handle.submitEncoded!({ session, request, eventEncoded }));
+          return;
+        }
         this.#run(id, this.handle.submit({ session, request, event: message[4] }), (value) => [value.reply, value.op], "timeout");
         return;
       }
@@ -237,7 +283,7 @@ class ClientConnection {
       this.#authorizedRead = this.options.readAccess === "public";
     }
     this.#helloDone = true;
-    this.#send(encodeClientFrame([0, clientProtocolVersion]));
+    this.#send(encodeValue([0, clientProtocolVersion]));
   }
 
   #unauthorized(id: number): void {
@@ -259,7 +305,7 @@ class ClientConnection {
         }
         let frame: Uint8Array;
         try {
-          frame = encodeClientFrame([id, ClientAnswer.ok, ...shape(result.value)]);
+          frame = encodeValue([id, ClientAnswer.ok, ...shape(result.value)]);
         } catch (error) {
           frame = errorFrame(id, fault("rejected", `reply cannot be encoded: ${(error as Error).message}`));
         }
@@ -272,11 +318,27 @@ class ClientConnection {
     );
   }
 
-  /** Queues a frame; everything queued in this turn leaves in one write. */
-  #send(frame: Uint8Array): void {
+  /** {@link #run} for an encoded submit: the answer is built around the reply's bytes. */
+  #runEncoded(id: number, pending: Promise<HandleResult<EncodedSubmitReply>>): void {
+    this.#inflight++;
+    pending.then(
+      (result) => {
+        this.#inflight--;
+        if (this.#closed) return;
+        this.#send(result.ok ? submitAnswer(id, result.value.replyEncoded, result.value.op) : errorFrame(id, result.error, this.options.primaryHint));
+      },
+      (error: unknown) => {
+        this.#inflight--;
+        // A submit that throws may have reached the log: its outcome is unknown.
+        if (!this.#closed) this.#send(errorFrame(id, fault("timeout", `node error: ${(error as Error).message}`)));
+      },
+    );
+  }
+
+  /** Queues an answer's payload; everything queued in this turn leaves in one write. */
+  #send(payload: Uint8Array): void {
     if (this.#closed) return;
-    this.#out.push(frame);
-    this.#outBytes += frame.length;
+    this.#out.push(payload);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
@@ -286,18 +348,9 @@ class ClientConnection {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#out.length === 0) return;
-    let bytes: Uint8Array;
-    if (this.#out.length === 1) bytes = this.#out[0]!;
-    else {
-      bytes = new Uint8Array(this.#outBytes);
-      let offset = 0;
-      for (const frame of this.#out) {
-        bytes.set(frame, offset);
-        offset += frame.length;
-      }
-    }
+    // One buffer for the turn's frames: each payload is copied once, behind its prefix.
+    const bytes = framesOf(this.#out, this.#out.length);
     this.#out = [];
-    this.#outBytes = 0;
     this.socket.write(bytes);
     // Back-pressure: a client that does not read its answers stops being read from, so
     // its requests (and their answers) cannot pile up here.

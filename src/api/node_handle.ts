@@ -91,12 +91,40 @@ export interface NodeStatus {
   readonly peers: readonly PeerStatus[];
 }
 
+/**
+ * A submit whose event is already CBOR: the binary client port's frames carry it so, and
+ * handing the bytes on spares decoding and re-encoding its strings.
+ */
+export interface EncodedSubmitRequest {
+  readonly session: Uint8Array;
+  readonly request: number;
+  /**
+   * The event payload as one CBOR data item (src/app/value_codec.ts). The caller has
+   * decoded it once to validate it; the handle may put these bytes into the log as they
+   * are (they decode to the same value on every replica).
+   */
+  readonly eventEncoded: Uint8Array;
+}
+
+/** The answer to an {@link EncodedSubmitRequest}: the reply still encoded. */
+export interface EncodedSubmitReply {
+  /** The application's reply as one CBOR data item, as the kernel encoded it. */
+  readonly replyEncoded: Uint8Array;
+  /** The op the request committed at. */
+  readonly op: number;
+}
+
 /** The replica as the HTTP API drives it. */
 export interface NodeHandle {
   /** Registers `session` (idempotent for the same id while it is in the client table). */
   registerSession(session: Uint8Array): Promise<HandleResult<{ readonly session: Uint8Array }>>;
   /** Submits one request; a retry with the same session and number gets the stored reply. */
   submit(request: SubmitRequest): Promise<HandleResult<SubmitReply>>;
+  /**
+   * Optional: {@link submit} with the event and the reply as CBOR, the same semantics
+   * and errors (the binary client port uses it when the handle has it).
+   */
+  submitEncoded?(request: EncodedSubmitRequest): Promise<HandleResult<EncodedSubmitReply>>;
   /** Runs a read-only query. */
   query(query: QueryRequest): Promise<HandleResult<{ readonly result: unknown }>>;
   /** Lists pending or dead-lettered effects, `limit` at most, after the id `after`. */

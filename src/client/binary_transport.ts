@@ -12,8 +12,7 @@
 import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { decodeValue, encodeValue } from "../app/value_codec.ts";
-import { FrameReader, frameOf } from "../net/client_frame.ts";
-import { concatBytes } from "../codec/bytes.ts";
+import { FrameReader, frameOf, framesOf } from "../net/client_frame.ts";
 
 /** Protocol version of the hello (the server's is in src/api/client_port.ts). */
 const clientProtocolVersion = 1;
@@ -57,6 +56,11 @@ export class BinaryConnection {
   #idNext = 1;
   #sweep: ReturnType<typeof setInterval> | null = null;
   #helloWaiter: ((error: string | HelloRefused | null) => void) | null = null;
+  /** True from the hello's answer until the connection drops: calls skip the connect. */
+  #open = false;
+  /** Whether the socket keeps the process alive (only while requests wait). */
+  #referenced = true;
+  /** CBOR payloads of this turn's requests, framed together at its end. */
   #out: Uint8Array[] = [];
   #flushScheduled = false;
 
@@ -66,9 +70,15 @@ export class BinaryConnection {
   }
 
   /** Sends `[id, kind, ...args]` and resolves with the answer, an error, or "lost". */
-  async call(kind: number, args: readonly unknown[], timeoutMs: number): Promise<BinaryAttempt> {
-    if (this.#waiters.size >= binaryPendingMax) return { kind: "error", code: "unavailable", message: "too many requests waiting on this connection", primary: null };
+  call(kind: number, args: readonly unknown[], timeoutMs: number): Promise<BinaryAttempt> {
+    if (this.#waiters.size >= binaryPendingMax) return Promise.resolve({ kind: "error", code: "unavailable", message: "too many requests waiting on this connection", primary: null });
     const deadlineMs = Date.now() + timeoutMs;
+    // Connected (every call but the first few): no await, no promise of its own.
+    if (this.#open) return this.#send(kind, args, deadlineMs);
+    return this.#connectThenSend(kind, args, timeoutMs, deadlineMs);
+  }
+
+  async #connectThenSend(kind: number, args: readonly unknown[], timeoutMs: number, deadlineMs: number): Promise<BinaryAttempt> {
     try {
       await this.#connect(timeoutMs);
     } catch (error) {
@@ -76,13 +86,23 @@ export class BinaryConnection {
       if (error instanceof HelloRefused) return { kind: "error", code: error.code, message: error.message, primary: null };
       return { kind: "lost", message: `${this.address}: ${(error as Error).message}` };
     }
-    this.#socket?.ref();
+    if (this.#waiters.size >= binaryPendingMax) return { kind: "error", code: "unavailable", message: "too many requests waiting on this connection", primary: null };
+    return await this.#send(kind, args, deadlineMs);
+  }
+
+  #send(kind: number, args: readonly unknown[], deadlineMs: number): Promise<BinaryAttempt> {
+    const socket = this.#socket;
+    if (socket === null) return Promise.resolve({ kind: "lost", message: `${this.address}: connection closed` });
+    if (!this.#referenced) {
+      socket.ref();
+      this.#referenced = true;
+    }
     const id = this.#idNext++;
     if (this.#idNext > 0x7fff_ffff) this.#idNext = 1;
     const answer = new Promise<BinaryAttempt>((resolve) => this.#waiters.set(id, { resolve, deadlineMs }));
-    this.#write(encodeClientFrame([id, kind, ...args]));
+    this.#write(encodeValue([id, kind, ...args]));
     this.#sweep ??= setInterval(() => this.#expire(), sweepMs);
-    return await answer;
+    return answer;
   }
 
   /** Closes the connection; waiting attempts resolve "lost". */
@@ -99,6 +119,7 @@ export class BinaryConnection {
     const socket = connect({ host, port });
     socket.setNoDelay(true);
     this.#socket = socket;
+    this.#referenced = true;
     this.#reader = new FrameReader(answerSizeMax);
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -109,8 +130,10 @@ export class BinaryConnection {
       this.#helloWaiter = (error) => {
         clearTimeout(timer);
         this.#helloWaiter = null;
-        if (error === null) resolve();
-        else reject(typeof error === "string" ? new Error(error) : error);
+        if (error === null) {
+          this.#open = true;
+          resolve();
+        } else reject(typeof error === "string" ? new Error(error) : error);
       };
     });
     socket.on("data", (chunk: Uint8Array) => this.#onData(socket, chunk));
@@ -125,22 +148,18 @@ export class BinaryConnection {
     return ready;
   }
 
-  #write(frame: Uint8Array): void {
-    this.#out.push(frame);
+  #write(payload: Uint8Array): void {
+    this.#out.push(payload);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     // Requests made in one turn (many clients sharing this connection) leave in one write.
     queueMicrotask(() => {
       this.#flushScheduled = false;
-      const frames = this.#out;
+      const payloads = this.#out;
       this.#out = [];
       const socket = this.#socket;
-      if (socket === null || frames.length === 0) return;
-      if (frames.length === 1) {
-        socket.write(frames[0]!);
-        return;
-      }
-      socket.write(concatBytes(frames));
+      if (socket === null || payloads.length === 0) return;
+      socket.write(framesOf(payloads, payloads.length));
     });
   }
 
@@ -179,7 +198,10 @@ export class BinaryConnection {
       if (waiter === undefined) continue; // its attempt timed out already
       this.#waiters.delete(id);
       // An idle connection does not keep the process alive (HTTP clients do not either).
-      if (this.#waiters.size === 0) socket.unref();
+      if (this.#waiters.size === 0 && this.#referenced) {
+        socket.unref();
+        this.#referenced = false;
+      }
       if (message[1] === 0) waiter.resolve({ kind: "ok", values: message.slice(2) });
       else {
         waiter.resolve({
@@ -210,6 +232,7 @@ export class BinaryConnection {
     if (socket !== this.#socket || socket === null) return;
     this.#socket = null;
     this.#ready = null;
+    this.#open = false;
     this.#out = [];
     socket.destroy();
     this.#helloWaiter?.(reason);

@@ -76,9 +76,21 @@ function hexOf(bytes: Uint8Array): string {
   return out;
 }
 
+/** The value of one hex digit's char code, or -1. */
+function hexDigit(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const lower = code | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
 function bytesOfHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) {
+    const high = hexDigit(hex.charCodeAt(i * 2));
+    const low = hexDigit(hex.charCodeAt(i * 2 + 1));
+    if (high < 0 || low < 0) throw new RangeError("not a hex string");
+    out[i] = (high << 4) | low;
+  }
   return out;
 }
 
@@ -99,6 +111,10 @@ export class Client<A = AnyApp> {
   private requestNumber = 0;
   /** Calls queue behind each other: a session has one request in flight. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** Calls started and not yet settled (the one running and those queued behind it). */
+  private callsPending = 0;
+  /** The session's 16 bytes, kept beside its hex (binary frames carry the bytes). */
+  private sessionBytes: { readonly hex: string; readonly bytes: Uint8Array } | null = null;
   /** True when the addresses are chronon:// client ports (binary protocol). */
   private readonly binary: boolean;
   /** Binary connections in use, by address (acquired on first use, released by close()). */
@@ -180,13 +196,23 @@ export class Client<A = AnyApp> {
   }
 
   private serialize<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(run, run);
-    this.tail = result.catch(() => {});
+    // With nothing in flight the call starts now: chaining it on a settled tail would
+    // cost a turn and a promise adoption per call (a closed-loop client's every request).
+    const result = this.callsPending === 0 ? run() : this.tail.then(run, run);
+    this.callsPending++;
+    this.tail = result.then(this.callSettled, this.callSettled);
     return result;
   }
 
+  /** Counts a call as settled (one function for all calls: no closure per call). */
+  private readonly callSettled = (): void => {
+    this.callsPending--;
+  };
+
   private async registerNow(deadline: number): Promise<string> {
-    const session = hexOf(crypto.getRandomValues(new Uint8Array(16)));
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const session = hexOf(bytes);
+    this.sessionBytes = { hex: session, bytes };
     // Registration is idempotent for one id: retrying it cannot create two sessions.
     await this.until(deadline, "/v1/sessions", { session }, () => new UnavailableError(`no primary registered a session within ${this.options.deadlineMs} ms; nothing was submitted`));
     this.sessionId = session;
@@ -289,9 +315,15 @@ export class Client<A = AnyApp> {
   }
 
   /** One binary-protocol attempt: the same paths and bodies, mapped onto frames. */
-  private async attemptBinary(path: string, body: unknown, deadline: number): Promise<Attempt> {
-    // A literal dynamic import: browsers (HTTP only) never load node:net.
-    const transport = this.transport ??= await import("./binary_transport.ts");
+  private attemptBinary(path: string, body: unknown, deadline: number): Promise<Attempt> {
+    const transport = this.transport;
+    if (transport === null) {
+      // A literal dynamic import: browsers (HTTP only) never load node:net.
+      return import("./binary_transport.ts").then((loaded) => {
+        this.transport ??= loaded;
+        return this.attemptBinary(path, body, deadline);
+      });
+    }
     const address = this.primary;
     let connection = this.connections.get(address);
     if (connection === undefined) {
@@ -304,21 +336,29 @@ export class Client<A = AnyApp> {
     let args: unknown[];
     if (path === "/v1/requests") {
       kind = 2;
-      args = [bytesOfHex(b.session!), b.request, b.event];
+      args = [this.sessionBytesOf(b.session!), b.request, b.event];
     } else if (path === "/v1/sessions") {
       kind = 1;
-      args = [bytesOfHex(b.session!)];
+      args = [this.sessionBytesOf(b.session!)];
     } else {
       kind = 3;
       args = [b.query, path.endsWith("consistency=stale") ? 1 : 0];
     }
-    const result = await connection.call(kind, args, timeoutMs);
-    if (result.kind !== "ok") return result;
-    this.hintsFollowed = 0;
-    const values = result.values;
-    if (kind === 2) return { kind: "ok", value: { reply: values[0], op: values[1] } };
-    if (kind === 1) return { kind: "ok", value: { session: b.session } };
-    return { kind: "ok", value: { result: values[0] } };
+    return connection.call(kind, args, timeoutMs).then((result): Attempt => {
+      if (result.kind !== "ok") return result;
+      this.hintsFollowed = 0;
+      const values = result.values;
+      if (kind === 2) return { kind: "ok", value: { reply: values[0], op: values[1] } };
+      if (kind === 1) return { kind: "ok", value: { session: b.session } };
+      return { kind: "ok", value: { result: values[0] } };
+    });
+  }
+
+  /** The 16 bytes of session `hex`: kept from registration, not parsed per request. */
+  private sessionBytesOf(hex: string): Uint8Array {
+    const kept = this.sessionBytes;
+    if (kept !== null && kept.hex === hex) return kept.bytes;
+    return bytesOfHex(hex);
   }
 
   /** One HTTP attempt against the believed primary, bounded by timeoutMs and the deadline. */

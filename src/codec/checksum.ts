@@ -23,7 +23,7 @@
  * @module
  */
 import * as nodeCrypto from "node:crypto";
-import { sha256Into } from "./sha256.ts";
+import { sha256FromMidstateInto, sha256Into, sha256Midstate } from "./sha256.ts";
 
 /** Size of a checksum in bytes (128 bits). */
 export const checksumSize = 16;
@@ -34,6 +34,13 @@ export interface Sha256Implementation {
   readonly name: string;
   /** Writes SHA-256(`bytes`) into `out` (32 bytes). */
   digestInto(bytes: Uint8Array, out: Uint8Array): void;
+  /** Writes SHA-256(`first` ‖ `second`) into `out` (32 bytes) in one pass, without joining them. */
+  digestPairInto?(first: Uint8Array, second: Uint8Array, out: Uint8Array): void;
+  /**
+   * A function writing SHA-256(`prefix` ‖ bytes) into a 32-byte `out`, with `prefix`
+   * (whole 64-byte blocks) absorbed once, here, not per call: HMAC's padded keys.
+   */
+  prefixed?(prefix: Uint8Array): (bytes: Uint8Array, out: Uint8Array) => void;
 }
 
 /** Inputs up to this size are hashed in TypeScript where the native call costs more. */
@@ -47,7 +54,24 @@ const nodeCryptoImplementation: Sha256Implementation = nodeHash !== undefined
   : { name: "node:crypto createHash", digestInto: (bytes, out) => out.set(nodeCrypto.createHash("sha256").update(bytes).digest()) };
 
 /** The TypeScript SHA-256. */
-const typescriptImplementation: Sha256Implementation = { name: "typescript", digestInto: sha256Into };
+const typescriptImplementation: Sha256Implementation = {
+  name: "typescript",
+  digestInto: sha256Into,
+  prefixed(prefix) {
+    const midstate = sha256Midstate(prefix);
+    return (bytes, out) => sha256FromMidstateInto(midstate, prefix.length, bytes, out);
+  },
+};
+
+/**
+ * node:crypto with the prefix absorbed into a Hash that is copied per call: on Bun a copy
+ * costs about 0.25 µs, less than the TypeScript compression (on Node and Deno it costs
+ * more: 1.1 and 2.7 µs).
+ */
+const nodeCryptoPrefixed = (prefix: Uint8Array) => {
+  const hash = nodeCrypto.createHash("sha256").update(prefix);
+  return (bytes: Uint8Array, out: Uint8Array) => out.set(hash.copy().update(bytes).digest());
+};
 
 /**
  * True when `implementation` gives the known digest of "abc" and the same digests as
@@ -65,6 +89,22 @@ function passesSelfTest(implementation: Sha256Implementation): boolean {
       implementation.digestInto(input, out);
       nodeCryptoImplementation.digestInto(input, reference);
       if (!checksumEqual(out, reference)) return false;
+      if (implementation.digestPairInto !== undefined) {
+        out.fill(0);
+        const cut = length >> 1;
+        implementation.digestPairInto(input.subarray(0, cut), input.subarray(cut), out);
+        if (!checksumEqual(out, reference)) return false;
+      }
+      if (implementation.prefixed !== undefined) {
+        const prefix = new Uint8Array(64).fill(length & 0xff);
+        const joined = new Uint8Array(64 + length);
+        joined.set(prefix);
+        joined.set(input, 64);
+        out.fill(0);
+        implementation.prefixed(prefix)(input, out);
+        nodeCryptoImplementation.digestInto(joined, reference);
+        if (!checksumEqual(out, reference)) return false;
+      }
     }
   } catch {
     return false;
@@ -73,6 +113,7 @@ function passesSelfTest(implementation: Sha256Implementation): boolean {
 }
 
 const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+const isBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
 
 /** For inputs longer than {@link shortInputMax}. */
 let longImplementation: Sha256Implementation = nodeCryptoImplementation;
@@ -111,10 +152,58 @@ function digestInto(bytes: Uint8Array, out: Uint8Array): void {
   else longImplementation.digestInto(bytes, out);
 }
 
+/**
+ * Pairs up to this many bytes in all are joined in a scratch buffer and hashed in one
+ * call where the implementation has no {@link Sha256Implementation.digestPairInto}: the
+ * copy costs less than a streaming Hash object (about 0.5 µs on Node, 1 µs on Deno).
+ */
+const pairJoinedMax = 4096;
+const pairScratch = new Uint8Array(pairJoinedMax);
+
+/**
+ * Writes the whole SHA-256 (32 bytes) of `first` ‖ `second` into `out`, without joining
+ * them in a new buffer: the frame path (header fields and payload) of the bus.
+ * @example
+ * const out = new Uint8Array(32);
+ * sha256PairInto(new Uint8Array([0x61]), new TextEncoder().encode("bc"), out); // sha256("abc")
+ */
+export function sha256PairInto(first: Uint8Array, second: Uint8Array, out: Uint8Array): void {
+  if (out.length !== 32) throw new RangeError("a SHA-256 digest has 32 bytes");
+  const total = first.length + second.length;
+  const implementation = total <= shortInputMax ? shortImplementation : longImplementation;
+  if (implementation.digestPairInto !== undefined) {
+    implementation.digestPairInto(first, second, out);
+  } else if (total <= pairJoinedMax) {
+    pairScratch.set(first, 0);
+    pairScratch.set(second, first.length);
+    implementation.digestInto(pairScratch.subarray(0, total), out);
+  } else {
+    out.set(nodeCrypto.createHash("sha256").update(first).update(second).digest());
+  }
+}
+
+/**
+ * A function writing SHA-256(`prefix` ‖ bytes) into a 32-byte `out`, with `prefix`
+ * (whole 64-byte blocks) absorbed once: HMAC keys computed once per connection, not per
+ * frame. Uses the native SHA-256 when one is installed (then a call is two FFI calls),
+ * node:crypto on Bun, else the TypeScript one (about 0.35 µs per block on Node).
+ */
+export function sha256Prefixed(prefix: Uint8Array): (bytes: Uint8Array, out: Uint8Array) => void {
+  if (prefix.length % 64 !== 0) throw new RangeError("a prefix of whole 64-byte blocks");
+  const native = installed.find((implementation) => implementation.prefixed !== undefined);
+  if (native?.prefixed !== undefined && longImplementation === native) return native.prefixed(prefix);
+  if (isBun) return nodeCryptoPrefixed(prefix);
+  return typescriptImplementation.prefixed!(prefix);
+}
+
 /** Checksum of one or more byte ranges, as if they were concatenated. */
 export function checksum(...parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) {
     digestInto(parts[0]!, digest);
+    return digest.slice(0, checksumSize);
+  }
+  if (parts.length === 2) {
+    sha256PairInto(parts[0]!, parts[1]!, digest);
     return digest.slice(0, checksumSize);
   }
   const hash = nodeCrypto.createHash("sha256");

@@ -87,6 +87,35 @@ function compress(bytes: Uint8Array, at: number): void {
 export function sha256Into(bytes: Uint8Array, out: Uint8Array): void {
   if (out.length > 32) throw new RangeError("a SHA-256 digest has 32 bytes");
   state.set(initialState);
+  finishInto(bytes, 0, out);
+}
+
+/**
+ * The state after absorbing `prefix` (whole 64-byte blocks): hashing many inputs behind
+ * one fixed prefix (HMAC's padded keys) then costs only the input's own blocks.
+ * @example
+ * const inner = sha256Midstate(new Uint8Array(64).fill(0x36));
+ */
+export function sha256Midstate(prefix: Uint8Array): Int32Array {
+  if (prefix.length % 64 !== 0) throw new RangeError("a midstate covers whole 64-byte blocks");
+  state.set(initialState);
+  for (let at = 0; at < prefix.length; at += 64) compress(prefix, at);
+  return state.slice();
+}
+
+/**
+ * Writes the first `out.length` bytes (at most 32) of SHA-256(prefix ‖ `bytes`) into
+ * `out`, where `midstate` is {@link sha256Midstate}(prefix) and `prefixSize` its length.
+ */
+export function sha256FromMidstateInto(midstate: Int32Array, prefixSize: number, bytes: Uint8Array, out: Uint8Array): void {
+  if (out.length > 32) throw new RangeError("a SHA-256 digest has 32 bytes");
+  if (midstate.length !== 8 || prefixSize % 64 !== 0) throw new RangeError("a midstate of whole blocks");
+  state.set(midstate);
+  finishInto(bytes, prefixSize, out);
+}
+
+/** Absorbs `bytes` into `state` (which already holds `prefixSize` bytes) and writes the digest. */
+function finishInto(bytes: Uint8Array, prefixSize: number, out: Uint8Array): void {
   const length = bytes.length;
   const whole = length - (length % 64);
   for (let at = 0; at < whole; at += 64) compress(bytes, at);
@@ -96,7 +125,7 @@ export function sha256Into(bytes: Uint8Array, out: Uint8Array): void {
   tail.set(bytes.subarray(whole), 0);
   tail[rest] = 0x80;
   const tailSize = rest < 56 ? 64 : 128;
-  const bits = length * 8;
+  const bits = (prefixSize + length) * 8;
   const high = Math.floor(bits / 0x1_0000_0000);
   tail[tailSize - 8] = high >>> 24;
   tail[tailSize - 7] = high >>> 16;

@@ -84,8 +84,23 @@ export interface BusPeerStatus {
   readonly droppedQueueFull: number;
 }
 
-/** Handler of delivered messages; `from` is authenticated. */
+/**
+ * Handler of delivered messages; `from` is authenticated.
+ *
+ * Ownership: `bytes` belongs to the handler. It is a plain Uint8Array (not a Node
+ * Buffer, whose `slice()` would be a view) over an ArrayBuffer of its own, of exactly
+ * `bytes.length` bytes at offset 0, that the bus never reads or writes again and hands to
+ * nobody else. The handler may keep it, decode views into it, or write to it, without
+ * copying first. (The bus copies each received payload once, out of the socket's chunks,
+ * after verifying it; a message to oneself is copied too, since its sender still owns
+ * the original.)
+ */
 export type BusMessageHandler = (from: number, bytes: Uint8Array) => void;
+
+/** Messages written to a socket in one batch at most (one buffer of small frames, or a writev). */
+const flushBatchMessagesMax = 256;
+/** Payload bytes written in one batch at most: the bound on the overshoot past the socket's high-water mark. */
+const flushBatchBytesMax = 64 * 1024;
 
 class Peer {
   connection: Connection | null = null;
@@ -137,6 +152,8 @@ export class Bus {
   private readonly logged = new Set<string>();
   private server: Server | null = null;
   private handler: BusMessageHandler | null = null;
+  /** The messages of the batch being written (reused; emptied after each write). */
+  private readonly batch: Uint8Array[] = [];
   private closed = false;
 
   constructor(options: BusOptions) {
@@ -222,7 +239,8 @@ export class Bus {
       return;
     }
     if (to === this.options.replica) {
-      const copy = bytes.slice();
+      // A copy the handler owns (see BusMessageHandler); a Buffer's own slice() would be a view.
+      const copy = new Uint8Array(bytes);
       queueMicrotask(() => {
         if (!this.closed) this.handler?.(to, copy);
       });
@@ -379,13 +397,20 @@ export class Bus {
   private flush(peer: Peer): void {
     const connection = peer.connection;
     if (connection === null || !connection.isOpen) return;
-    if (peer.queueCount === 0) return;
-    // Corked, the frames of one flush leave in one write system call instead of one each.
-    connection.socket.cork();
+    const batch = this.batch;
+    // Batches of small frames leave as one buffer, a large one as a writev of its header
+    // and payload; the queue stops draining once the socket is past its high-water mark,
+    // so at most one batch (or one large message) is written beyond it.
     while (peer.queueCount > 0 && connection.writable) {
-      connection.send(peer.shift());
+      let bytes = 0;
+      while (peer.queueCount > 0 && batch.length < flushBatchMessagesMax && bytes < flushBatchBytesMax) {
+        const payload = peer.shift();
+        batch.push(payload);
+        bytes += payload.length;
+      }
+      connection.sendBatch(batch, batch.length);
+      batch.length = 0;
     }
-    connection.socket.uncork();
   }
 
   private logOnce(where: string, reason: string, line: string): void {

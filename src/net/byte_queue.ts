@@ -39,9 +39,36 @@ export class ByteQueue {
     return out;
   }
 
-  /** Removes and returns the first `size` bytes. */
+  /** Removes and returns the first `size` bytes (a view into a chunk when they lie in one). */
   read(size: number): Uint8Array {
     const out = this.peek(size);
+    this.skip(size);
+    return out;
+  }
+
+  /**
+   * Removes the first `size` bytes and returns them in a fresh buffer of exactly that
+   * size (offset 0) that nothing else holds: bytes handed on to be kept cost one copy,
+   * whether they lay in one chunk or spanned several.
+   */
+  readFresh(size: number): Uint8Array {
+    assert(size <= this.length, "read within the queue");
+    const out = new Uint8Array(size);
+    let filled = 0;
+    let offset = this.head;
+    for (const chunk of this.chunks) {
+      const take = Math.min(size - filled, chunk.length - offset);
+      out.set(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take), filled);
+      filled += take;
+      offset = 0;
+      if (filled === size) break;
+    }
+    assert(filled === size, "read filled");
+    this.skip(size);
+    return out;
+  }
+
+  private skip(size: number): void {
     let left = size;
     while (left > 0) {
       const first = this.chunks[0];
@@ -58,7 +85,6 @@ export class ByteQueue {
     }
     this.length -= size;
     assert(this.length >= 0, "queue length stays non-negative");
-    return out;
   }
 
   /** Drops everything. */

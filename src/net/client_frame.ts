@@ -22,6 +22,36 @@ export function frameOf(payload: Uint8Array): Uint8Array {
 }
 
 /**
+ * The frames around `payloads[0..count)`, one after another in one buffer: the payloads
+ * of one turn (many requests, or many answers) cost one copy and one write together,
+ * not a frame buffer each and then a join.
+ * @example
+ * framesOf([encodeValue([1, "a"]), encodeValue([2, "b"])], 2); // two frames, one buffer
+ */
+export function framesOf(payloads: readonly Uint8Array[], count: number): Uint8Array {
+  assert(count >= 0 && count <= payloads.length, "count within the payloads");
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    const length = payloads[i]!.length;
+    assert(length <= framePayloadSizeMax, "payload fits the length prefix");
+    size += framePrefixSize + length;
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const payload = payloads[i]!;
+    const length = payload.length;
+    out[at] = length;
+    out[at + 1] = length >>> 8;
+    out[at + 2] = length >>> 16;
+    out[at + 3] = length >>> 24;
+    out.set(payload, at + framePrefixSize);
+    at += framePrefixSize + length;
+  }
+  return out;
+}
+
+/**
  * Splits a byte stream into frame payloads. Chunks are kept by reference and copied once
  * when a frame is whole; a frame larger than `payloadSizeMax` is reported, not buffered.
  */

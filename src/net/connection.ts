@@ -8,9 +8,11 @@ import type { Socket } from "node:net";
 import { assert } from "../assert.ts";
 import { ByteQueue } from "./byte_queue.ts";
 import type { BusCounters, DropReason } from "./counters.ts";
-import { decodeFrameHeader, encodeFrame, encodeFrameHeader, FrameKind, frameHeaderSize, verifyFrame } from "./frame.ts";
+import { HmacSha256 } from "../codec/hmac_sha256.ts";
+import {
+  constantTimeEqual, decodeFrameHeader, encodeFrame, encodeFrameHeaderInto, FrameKind, frameHeaderSize, verifyFrameParts,
+} from "./frame.ts";
 import type { FrameHeader } from "./frame.ts";
-import { constantTimeEqual } from "./frame.ts";
 import {
   decodeHello, encodeHello, helloSize, keyDerive, nonceNew, proofCompute, proofSize,
 } from "./handshake.ts";
@@ -18,6 +20,14 @@ import type { Role } from "./handshake.ts";
 
 /** Largest payload accepted before the handshake completes (hello or proof). */
 const handshakePayloadSizeMax = Math.max(helloSize, proofSize);
+
+/**
+ * Payloads up to this size are copied behind their headers into one buffer per run of
+ * frames, so a flush of small messages is one plain write (Node's writev of a header and
+ * a payload chunk each cost more than the copy); larger payloads are written as they
+ * are, after a header of their own (one writev of the corked flush).
+ */
+export const framePayloadCopySizeMax = 4096;
 
 /** Fixed parameters of a connection. */
 export interface ConnectionOptions {
@@ -36,7 +46,10 @@ export interface ConnectionOptions {
 export interface ConnectionEvents {
   /** The handshake completed; `connection.remote` is authenticated. */
   open(connection: Connection): void;
-  /** A verified message frame's payload. */
+  /**
+   * A verified message frame's payload: a fresh buffer of exactly its size (offset 0)
+   * that the connection never touches again; the receiver owns it.
+   */
   message(connection: Connection, payload: Uint8Array): void;
   /** The socket can take more bytes again. */
   drain(connection: Connection): void;
@@ -53,8 +66,8 @@ export class Connection {
   private state: State = "hello";
   private readonly nonceLocal = nonceNew();
   private nonceRemote: Uint8Array | null = null;
-  private keySend: Uint8Array | null = null;
-  private keyReceive: Uint8Array | null = null;
+  private keySend: HmacSha256 | null = null;
+  private keyReceive: HmacSha256 | null = null;
   private sequenceSend = 0;
   private sequenceReceive = 0;
   private readonly received = new ByteQueue();
@@ -102,15 +115,62 @@ export class Connection {
    * holds `payload` until written: the caller must not write to it again.
    */
   send(payload: Uint8Array): boolean {
+    return this.sendBatch([payload], 1);
+  }
+
+  /**
+   * Sends `payloads[0..count)` as consecutive frames; returns false when the caller
+   * should wait for `drain`. Small payloads are copied with their headers into one
+   * buffer per run (one write); larger ones are written by reference after their header,
+   * so the socket holds them until written: the caller must not write to them again.
+   */
+  sendBatch(payloads: readonly Uint8Array[], count: number): boolean {
     assert(this.state === "open", "send only on an open connection");
-    assert(this.keySend !== null, "open connections have a send key");
-    assert(payload.length <= this.options.frameSizeMax, "payload within the frame size limit");
-    const header = encodeFrameHeader(FrameKind.message, this.sequenceSend, payload, this.keySend);
-    this.sequenceSend += 1;
-    this.counters.framesOut += 1;
-    this.counters.bytesOut += header.length + payload.length;
-    this.socket.write(header);
-    return this.socket.write(payload);
+    assert(count >= 1 && count <= payloads.length, "a batch of at least one message");
+    const key = this.keySend;
+    assert(key !== null, "open connections have a send key");
+    const socket = this.socket;
+    // More than one write (several runs, or a large payload after its header) leave in
+    // one writev when corked.
+    const corked = count > 1 || payloads[0]!.length > framePayloadCopySizeMax;
+    if (corked) socket.cork();
+    let accepted = true;
+    let index = 0;
+    while (index < count) {
+      let runEnd = index;
+      let runBytes = 0;
+      for (; runEnd < count; runEnd++) {
+        const size = payloads[runEnd]!.length;
+        assert(size <= this.options.frameSizeMax, "payload within the frame size limit");
+        if (size > framePayloadCopySizeMax) break;
+        runBytes += frameHeaderSize + size;
+      }
+      if (runEnd > index) {
+        // A run of small frames: headers and payloads in one buffer, one write.
+        const buffer = new Uint8Array(runBytes);
+        let at = 0;
+        for (; index < runEnd; index++) {
+          const payload = payloads[index]!;
+          encodeFrameHeaderInto(buffer, at, FrameKind.message, this.sequenceSend++, payload, key);
+          buffer.set(payload, at + frameHeaderSize);
+          at += frameHeaderSize + payload.length;
+        }
+        assert(at === runBytes, "the run filled its buffer");
+        accepted = socket.write(buffer);
+        this.counters.bytesOut += runBytes;
+        continue;
+      }
+      // One large payload, by reference after its own header.
+      const payload = payloads[index++]!;
+      const header = new Uint8Array(frameHeaderSize);
+      encodeFrameHeaderInto(header, 0, FrameKind.message, this.sequenceSend++, payload, key);
+      socket.write(header);
+      accepted = socket.write(payload);
+      this.counters.bytesOut += frameHeaderSize + payload.length;
+    }
+    this.counters.framesOut += count;
+    if (corked) socket.uncork();
+    return accepted;
   }
 
   /** Closes without a fault (shutdown, or replaced by a newer connection). */
@@ -159,25 +219,27 @@ export class Connection {
       if (this.received.length < frameSize) return;
       const header = this.headerPending;
       this.headerPending = null;
-      this.onFrame(header, this.received.read(frameSize));
+      // The header may be a view into a received chunk (never written again); the payload
+      // is read into a buffer of its own, the one copy the message handler then keeps.
+      const headerBytes = this.received.read(frameHeaderSize);
+      this.onFrame(header, headerBytes, this.received.readFresh(header.payloadSize));
     }
   }
 
-  private onFrame(header: FrameHeader, frame: Uint8Array): void {
-    const payload = frame.subarray(frameHeaderSize);
+  private onFrame(header: FrameHeader, headerBytes: Uint8Array, payload: Uint8Array): void {
     if (header.kind === FrameKind.message) {
       if (this.state !== "open") return this.drop("protocol", "message before the handshake completed");
-      const fault = verifyFrame(frame, this.keyReceive);
+      const fault = verifyFrameParts(headerBytes, payload, this.keyReceive);
       if (fault !== null) return this.drop(fault, `message frame ${header.sequence}`);
       if (header.sequence !== this.sequenceReceive) {
         return this.drop("replayed", `sequence ${header.sequence}, expected ${this.sequenceReceive}`);
       }
       this.sequenceReceive += 1;
       this.counters.framesIn += 1;
-      this.events.message(this, payload.slice());
+      this.events.message(this, payload);
       return;
     }
-    const fault = verifyFrame(frame, null);
+    const fault = verifyFrameParts(headerBytes, payload, null);
     if (fault !== null) return this.drop(fault, "handshake frame");
     if (header.kind === FrameKind.hello) return this.onHello(payload);
     return this.onProof(payload);
@@ -217,8 +279,9 @@ export class Connection {
     const roleRemote: Role = this.options.role === "dialer" ? "acceptor" : "dialer";
     const expected = proofCompute(secret, cluster, this.remote, local, roleRemote, nonceDialer, nonceAcceptor);
     if (!constantTimeEqual(payload, expected)) return this.drop("bad_secret", "proof does not verify");
-    this.keySend = keyDerive(secret, cluster, local, this.remote, nonceDialer, nonceAcceptor);
-    this.keyReceive = keyDerive(secret, cluster, this.remote, local, nonceDialer, nonceAcceptor);
+    // Prepared once per connection: a frame's MAC then costs two SHA-256 compressions.
+    this.keySend = new HmacSha256(keyDerive(secret, cluster, local, this.remote, nonceDialer, nonceAcceptor));
+    this.keyReceive = new HmacSha256(keyDerive(secret, cluster, this.remote, local, nonceDialer, nonceAcceptor));
     this.state = "open";
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;

@@ -3,22 +3,26 @@
  *
  *     offset size field
  *          0    2 magic 0x63 0x68 ("ch")
- *          2    1 version (1)
+ *          2    1 version (2)
  *          3    1 kind (1 hello, 2 proof, 3 message)
  *          4    4 payload size, u32 little-endian
  *          8    8 sequence, u64 little-endian (0 for handshake frames)
- *         16   16 checksum: sha256/128 over bytes 0..16 and the payload
- *         32   16 mac: HMAC-SHA256/128 (per-direction key) over bytes 0..32 and the
- *                 payload; zero for handshake frames
+ *         16   16 checksum: the first 128 bits of D = SHA-256(bytes 0..16 ‖ payload)
+ *         32   16 mac: HMAC-SHA256/128 (per-direction key) of D, all 32 bytes of it;
+ *                 zero for handshake frames
  *         48    … payload
  *
- * The checksum tells corruption (a flipped bit, a stray writer) from forgery (a MAC that
- * does not verify), so the two are counted apart. See docs/network.md.
+ * One pass over the payload per side: D is the checksum and the MAC's message at once
+ * (version 1 hashed the payload a second time for its MAC). The MAC of D is as strong as
+ * a MAC of the bytes because D is the whole SHA-256 (forging needs a SHA-256 collision),
+ * not the truncated checksum. The checksum tells corruption (a flipped bit, a stray
+ * writer) from forgery (a MAC that does not verify), so the two are counted apart. See
+ * docs/network.md.
  * @module
  */
-import { createHmac } from "node:crypto";
 import { assert } from "../assert.ts";
-import { checksum, checksumEqual, checksumSize } from "../codec/checksum.ts";
+import { checksumSize, sha256PairInto } from "../codec/checksum.ts";
+import { HmacSha256, hmacSha256Size } from "../codec/hmac_sha256.ts";
 
 /** Size of a frame header in bytes. */
 export const frameHeaderSize = 48;
@@ -28,15 +32,29 @@ export const frameMacSize = 16;
 export const frameMagic0 = 0x63;
 /** Second byte of the magic. */
 export const frameMagic1 = 0x68;
-/** The frame format version this code speaks. */
-export const frameVersion = 1;
+/** The frame format version this code speaks (2: the MAC covers the digest, not the bytes again). */
+export const frameVersion = 2;
+/** Bytes of the header covered by the checksum digest, before the checksum itself. */
+const fieldsSize = 16;
 
 /** Frame kinds. Handshake frames carry no MAC; message frames must. */
 export const FrameKind = { hello: 1, proof: 2, message: 3 } as const;
 /** A frame kind value. */
 export type FrameKind = typeof FrameKind[keyof typeof FrameKind];
 
-assert(frameHeaderSize === 16 + checksumSize + frameMacSize, "header layout: fields, checksum, mac");
+assert(frameHeaderSize === fieldsSize + checksumSize + frameMacSize, "header layout: fields, checksum, mac");
+assert(frameMacSize <= hmacSha256Size, "the mac is a truncated HMAC-SHA256");
+
+/**
+ * A direction's MAC key: the raw 32-byte key from the handshake, or (on the hot path)
+ * the same key prepared once with {@link frameKeyOf}.
+ */
+export type FrameKey = Uint8Array | HmacSha256;
+
+/** The key prepared for many frames (its HMAC pads absorbed once). */
+export function frameKeyOf(key: FrameKey): HmacSha256 {
+  return key instanceof HmacSha256 ? key : new HmacSha256(key);
+}
 
 /** A decoded frame header (fields only; checksum and mac are checked by {@link verifyFrame}). */
 export interface FrameHeader {
@@ -48,13 +66,17 @@ export interface FrameHeader {
 /** Why a frame header was refused. */
 export type FrameHeaderError = "garbage" | "oversized";
 
+// Scratch for one frame at a time: encoding and verification are synchronous.
+const digestScratch = new Uint8Array(32);
+const macScratch = new Uint8Array(hmacSha256Size);
+
 /**
  * Encodes one frame. `macKey` is null for handshake frames (mac left zero).
  * The result is a fresh buffer the caller may hand to a socket.
  */
-export function encodeFrame(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: Uint8Array | null): Uint8Array {
+export function encodeFrame(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: FrameKey | null): Uint8Array {
   const frame = new Uint8Array(frameHeaderSize + payload.length);
-  frame.set(encodeFrameHeader(kind, sequence, payload, macKey), 0);
+  encodeFrameHeaderInto(frame, 0, kind, sequence, payload, macKey === null ? null : frameKeyOf(macKey));
   frame.set(payload, frameHeaderSize);
   return frame;
 }
@@ -64,28 +86,48 @@ export function encodeFrame(kind: FrameKind, sequence: number, payload: Uint8Arr
  * writes of one corked flush leave in one writev), it spares the copy of the payload into
  * a frame of its own.
  */
-export function encodeFrameHeader(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: Uint8Array | null): Uint8Array {
-  assert(Number.isSafeInteger(sequence) && sequence >= 0, "frame sequence is a safe integer");
-  assert(payload.length <= 0xffff_ffff, "frame payload fits u32");
-  assert((kind === FrameKind.message) === (macKey !== null), "message frames and only they carry a mac");
+export function encodeFrameHeader(kind: FrameKind, sequence: number, payload: Uint8Array, macKey: FrameKey | null): Uint8Array {
   const header = new Uint8Array(frameHeaderSize);
-  const view = new DataView(header.buffer);
-  header[0] = frameMagic0;
-  header[1] = frameMagic1;
-  header[2] = frameVersion;
-  header[3] = kind;
-  view.setUint32(4, payload.length, true);
-  view.setBigUint64(8, BigInt(sequence), true);
-  header.set(checksum(header.subarray(0, 16), payload), 16);
-  if (macKey !== null) header.set(frameMac(macKey, header.subarray(0, 32), payload), 32);
+  encodeFrameHeaderInto(header, 0, kind, sequence, payload, macKey === null ? null : frameKeyOf(macKey));
   return header;
 }
 
-/** HMAC-SHA256 of the header's first 32 bytes and the payload, truncated to 128 bits. */
-export function frameMac(key: Uint8Array, header32: Uint8Array, payload: Uint8Array): Uint8Array {
-  assert(header32.length === 32, "mac covers the 32 header bytes before it");
-  const digest = createHmac("sha256", key).update(header32).update(payload).digest();
-  return new Uint8Array(digest.buffer, digest.byteOffset, frameMacSize).slice();
+/**
+ * Writes the header of the frame carrying `payload` into `target` at `offset` (48
+ * bytes; the payload itself is not written), without allocating: the bus writes many
+ * frames' headers and small payloads into one buffer.
+ */
+export function encodeFrameHeaderInto(target: Uint8Array, offset: number, kind: FrameKind, sequence: number, payload: Uint8Array, macKey: HmacSha256 | null): void {
+  assert(Number.isSafeInteger(sequence) && sequence >= 0, "frame sequence is a safe integer");
+  assert(payload.length <= 0xffff_ffff, "frame payload fits u32");
+  assert((kind === FrameKind.message) === (macKey !== null), "message frames and only they carry a mac");
+  assert(offset >= 0 && target.length - offset >= frameHeaderSize, "room for a header");
+  const size = payload.length;
+  const sequenceHigh = Math.floor(sequence / 0x1_0000_0000);
+  const sequenceLow = sequence - sequenceHigh * 0x1_0000_0000;
+  target[offset] = frameMagic0;
+  target[offset + 1] = frameMagic1;
+  target[offset + 2] = frameVersion;
+  target[offset + 3] = kind;
+  writeU32(target, offset + 4, size);
+  writeU32(target, offset + 8, sequenceLow);
+  writeU32(target, offset + 12, sequenceHigh);
+  sha256PairInto(target.subarray(offset, offset + fieldsSize), payload, digestScratch);
+  target.set(digestScratch.subarray(0, checksumSize), offset + fieldsSize);
+  if (macKey === null) {
+    target.fill(0, offset + fieldsSize + checksumSize, offset + frameHeaderSize);
+  } else {
+    macKey.macInto(digestScratch, macScratch);
+    target.set(macScratch.subarray(0, frameMacSize), offset + fieldsSize + checksumSize);
+  }
+}
+
+/** HMAC-SHA256/128 of a frame whose header's first 16 bytes are `fields` (the MAC of its digest). */
+export function frameMac(key: FrameKey, fields: Uint8Array, payload: Uint8Array): Uint8Array {
+  assert(fields.length >= fieldsSize, "the mac covers the 16 header field bytes");
+  sha256PairInto(fields.subarray(0, fieldsSize), payload, digestScratch);
+  frameKeyOf(key).macInto(digestScratch, macScratch);
+  return macScratch.slice(0, frameMacSize);
 }
 
 /**
@@ -97,12 +139,12 @@ export function decodeFrameHeader(header: Uint8Array, payloadSizeMax: number): F
   if (header[0] !== frameMagic0 || header[1] !== frameMagic1 || header[2] !== frameVersion) return "garbage";
   const kind = header[3];
   if (kind !== FrameKind.hello && kind !== FrameKind.proof && kind !== FrameKind.message) return "garbage";
-  const view = new DataView(header.buffer, header.byteOffset, frameHeaderSize);
-  const payloadSize = view.getUint32(4, true);
+  const payloadSize = readU32(header, 4);
   if (payloadSize > payloadSizeMax) return "oversized";
-  const sequenceBig = view.getBigUint64(8, true);
-  if (sequenceBig > BigInt(Number.MAX_SAFE_INTEGER)) return "garbage";
-  return { kind, payloadSize, sequence: Number(sequenceBig) };
+  const sequenceHigh = readU32(header, 12);
+  // Number.MAX_SAFE_INTEGER is 2^53 - 1: the high word has 21 bits.
+  if (sequenceHigh > 0x1f_ffff) return "garbage";
+  return { kind, payloadSize, sequence: sequenceHigh * 0x1_0000_0000 + readU32(header, 8) };
 }
 
 /** Why a whole frame failed verification. */
@@ -112,17 +154,30 @@ export type FrameVerifyError = "bad_checksum" | "bad_mac";
  * Verifies a whole frame (header + payload): the checksum always, and the MAC when
  * `macKey` is given; a handshake frame must carry a zero MAC.
  */
-export function verifyFrame(frame: Uint8Array, macKey: Uint8Array | null): FrameVerifyError | null {
+export function verifyFrame(frame: Uint8Array, macKey: FrameKey | null): FrameVerifyError | null {
   assert(frame.length >= frameHeaderSize, "a whole frame");
-  const payload = frame.subarray(frameHeaderSize);
-  if (!checksumEqual(checksum(frame.subarray(0, 16), payload), frame.subarray(16, 32))) return "bad_checksum";
-  const mac = frame.subarray(32, 48);
+  return verifyFrameParts(frame.subarray(0, frameHeaderSize), frame.subarray(frameHeaderSize), macKey === null ? null : frameKeyOf(macKey));
+}
+
+/**
+ * {@link verifyFrame} for a header and a payload held apart (the connection reads the
+ * payload into a buffer of its own): one SHA-256 pass over the payload, then two
+ * compressions for the MAC.
+ */
+export function verifyFrameParts(header: Uint8Array, payload: Uint8Array, macKey: HmacSha256 | null): FrameVerifyError | null {
+  assert(header.length === frameHeaderSize, "a whole header");
+  sha256PairInto(header.subarray(0, fieldsSize), payload, digestScratch);
+  for (let i = 0; i < checksumSize; i++) if (digestScratch[i] !== header[fieldsSize + i]) return "bad_checksum";
+  const macAt = fieldsSize + checksumSize;
   if (macKey === null) {
-    for (const byte of mac) if (byte !== 0) return "bad_mac";
+    for (let i = macAt; i < frameHeaderSize; i++) if (header[i] !== 0) return "bad_mac";
     return null;
   }
-  if (!constantTimeEqual(frameMac(macKey, frame.subarray(0, 32), payload), mac)) return "bad_mac";
-  return null;
+  macKey.macInto(digestScratch, macScratch);
+  let diff = 0;
+  // Constant time: the comparison's duration does not say where the MACs differ.
+  for (let i = 0; i < frameMacSize; i++) diff |= macScratch[i]! ^ header[macAt + i]!;
+  return diff === 0 ? null : "bad_mac";
 }
 
 /** Equality whose time does not depend on where the first difference is (MACs are secrets' proofs). */
@@ -131,4 +186,15 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
+}
+
+function writeU32(target: Uint8Array, at: number, value: number): void {
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+  target[at + 2] = value >>> 16;
+  target[at + 3] = value >>> 24;
+}
+
+function readU32(source: Uint8Array, at: number): number {
+  return (source[at]! | (source[at + 1]! << 8) | (source[at + 2]! << 16)) + source[at + 3]! * 0x100_0000;
 }

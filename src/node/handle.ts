@@ -8,12 +8,15 @@
 import { assert } from "../assert.ts";
 import type { ApiError } from "../api/errors.ts";
 import type {
-  ChannelPage, EffectListing, HandleResult, NodeHandle, NodeStatus, QueryRequest, SubmitReply, SubmitRequest,
+  ChannelPage, EffectListing, EncodedSubmitReply, EncodedSubmitRequest, HandleResult, NodeHandle, NodeStatus, QueryRequest,
+  SubmitReply, SubmitRequest,
 } from "../api/node_handle.ts";
+import { decodeValue, encodeValue } from "../app/value_codec.ts";
 import {
   decodeQueryResult, decodeReply, encodeAppQuery, encodeChannelQuery, encodeEffectId, encodeEffectsQuery, encodeEvent,
-  operationEffectRetry, operationEvent,
+  encodeReply, operationEffectRetry, operationEvent,
 } from "../app/wire.ts";
+import { cborItemEnd } from "../codec/cbor_item.ts";
 import type { KernelErrorCode } from "../app/wire.ts";
 import type { ClientReply, ClientQuery, ClientRequest, ReplyError } from "../vsr/replica_api.ts";
 
@@ -85,6 +88,30 @@ export function kernelError(code: KernelErrorCode, message: string): ApiError {
   }
 }
 
+/**
+ * How src/app/wire.ts lays out the bodies the encoded submit path splices, learned from
+ * the codec itself at load (so a change there disables the splice, never corrupts it):
+ * an event body is `[1, event]`, an ok reply `{ok: true, value: …, effects: […]}`.
+ */
+const bodyLayout = (() => {
+  const event = encodeEvent(null);
+  const eventPrefix = event.subarray(0, event.length - 1);
+  const reply = encodeReply({ ok: true, value: null, effects: [] });
+  const nullAt = reply.indexOf(0xf6);
+  const okValuePrefix = reply.subarray(0, nullAt);
+  const effectsKey = reply.subarray(nullAt + 1, reply.length - 1);
+  const sound = event[event.length - 1] === 0xf6 && reply[reply.length - 1] === 0x80 && nullAt > 0 &&
+    cborItemEnd(effectsKey, 0) === effectsKey.length;
+  return sound ? { eventPrefix, okValuePrefix, effectsKey } : null;
+})();
+
+/** True when `bytes` holds `prefix` at `at`. */
+function hasAt(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (bytes.length - at < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Implements the API's NodeHandle over a replica. */
 export class ReplicaHandle implements NodeHandle {
   readonly #host: HandleHost;
@@ -135,15 +162,38 @@ export class ReplicaHandle implements NodeHandle {
     const promise = new Promise<ClientReply | null>((resolve) => {
       this.#waiters.set(token, { resolve, deadlineMs: this.#host.nowMs() + this.#replyTimeoutMs });
     });
-    send(token);
+    try {
+      send(token);
+    } catch (error) {
+      // Nothing reached the replica: no reply will come for this token.
+      this.#waiters.delete(token);
+      throw error;
+    }
     return promise;
   }
 
-  /** Submits a request and resolves to the replica's reply, or an API error. */
-  async #call(client: Uint8Array, request: number, operation: number, body: Uint8Array): Promise<HandleResult<{ body: Uint8Array; op: number }>> {
-    const waiting = this.#wait((token) => this.#host.request({ client, request, operation, body, token }));
-    if (waiting === null) return { ok: false, error: { code: "unavailable", message: "too many requests waiting for replies" } };
-    const reply = await waiting;
+  /**
+   * Submits a request and resolves to the replica's reply, or an API error. One promise
+   * (the waiter's) and one reaction per request: every layer of async functions around
+   * it cost a promise and a turn per request.
+   */
+  #call(client: Uint8Array, request: number, operation: number, body: Uint8Array): Promise<HandleResult<{ body: Uint8Array; op: number }>> {
+    let waiting: Promise<ClientReply | null> | null;
+    try {
+      waiting = this.#wait((token) => this.#host.request({ client, request, operation, body, token }));
+    } catch (error) {
+      // As from an async function: the caller sees a rejection, never a throw.
+      return Promise.reject(error);
+    }
+    if (waiting === null) return Promise.resolve({ ok: false, error: { code: "unavailable", message: "too many requests waiting for replies" } });
+    return waiting.then(this.#callResultOf);
+  }
+
+  /** {@link #callResult} as one function for every request (no closure per call). */
+  readonly #callResultOf = (reply: ClientReply | null): HandleResult<{ body: Uint8Array; op: number }> => this.#callResult(reply);
+
+  /** The API result of a request's reply (null: none in time). */
+  #callResult(reply: ClientReply | null): HandleResult<{ body: Uint8Array; op: number }> {
     if (reply === null) return { ok: false, error: { code: "timeout", message: "no reply in time: the request may or may not have been applied" } };
     if (reply.error !== undefined) return { ok: false, error: replicaError(reply, (i) => this.#host.apiUrl(i)) };
     assert(reply.body !== undefined, "a successful reply has a body");
@@ -179,12 +229,56 @@ export class ReplicaHandle implements NodeHandle {
     return result.ok ? { ok: true, value: { session } } : result;
   }
 
-  async submit(request: SubmitRequest): Promise<HandleResult<SubmitReply>> {
-    const result = await this.#call(request.session, request.request, operationEvent, encodeEvent(request.event));
-    if (!result.ok) return result;
-    const reply = decodeReply(result.value.body);
-    if (!reply.ok) return { ok: false, error: kernelError(reply.code, reply.message) };
-    return { ok: true, value: { reply: reply.value, op: result.value.op, effects: reply.effects } };
+  submit(request: SubmitRequest): Promise<HandleResult<SubmitReply>> {
+    let body: Uint8Array;
+    try {
+      body = encodeEvent(request.event);
+    } catch (error) {
+      // As from an async function: the caller sees a rejection, never a throw.
+      return Promise.reject(error);
+    }
+    return this.#call(request.session, request.request, operationEvent, body).then((result): HandleResult<SubmitReply> => {
+      if (!result.ok) return result;
+      const reply = decodeReply(result.value.body);
+      if (!reply.ok) return { ok: false, error: kernelError(reply.code, reply.message) };
+      return { ok: true, value: { reply: reply.value, op: result.value.op, effects: reply.effects } };
+    });
+  }
+
+  /**
+   * {@link submit} with the event and the reply as CBOR: the event's bytes go into the
+   * body behind the `[1, …]` envelope, and an ok reply's value is cut out of the kernel's
+   * reply body, neither decoded nor re-encoded here (other replies are decoded as usual).
+   */
+  submitEncoded(request: EncodedSubmitRequest): Promise<HandleResult<EncodedSubmitReply>> {
+    let body: Uint8Array;
+    try {
+      if (bodyLayout === null) {
+        body = encodeEvent(decodeValue(request.eventEncoded));
+      } else {
+        body = new Uint8Array(bodyLayout.eventPrefix.length + request.eventEncoded.length);
+        body.set(bodyLayout.eventPrefix);
+        body.set(request.eventEncoded, bodyLayout.eventPrefix.length);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#call(request.session, request.request, operationEvent, body).then((result): HandleResult<EncodedSubmitReply> => {
+      if (!result.ok) return result;
+      const replyBody = result.value.body;
+      const op = result.value.op;
+      if (bodyLayout !== null && hasAt(replyBody, 0, bodyLayout.okValuePrefix)) {
+        const valueAt = bodyLayout.okValuePrefix.length;
+        const valueEnd = cborItemEnd(replyBody, valueAt);
+        // The third and last key is "effects": the value cut out is the one the map holds.
+        if (valueEnd > 0 && hasAt(replyBody, valueEnd, bodyLayout.effectsKey)) {
+          return { ok: true, value: { replyEncoded: replyBody.subarray(valueAt, valueEnd), op } };
+        }
+      }
+      const reply = decodeReply(replyBody);
+      if (!reply.ok) return { ok: false, error: kernelError(reply.code, reply.message) };
+      return { ok: true, value: { replyEncoded: encodeValue(reply.value), op } };
+    });
   }
 
   async query(query: QueryRequest): Promise<HandleResult<{ readonly result: unknown }>> {
