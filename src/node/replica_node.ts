@@ -245,9 +245,9 @@ async function startOnDataDir(context: StartContext, dataDir: DataDir): Promise<
     log: (line) => log(`${prefix} ${line}`),
   });
   bus.onMessage((_from, bytes) => {
-    // A plain copy: the bus hands out Node Buffers, whose slice() is a view into a shared
-    // pool; the replica may keep what it decodes, so give it bytes of its own.
-    core.receive(new Uint8Array(bytes));
+    // The bus hands over a copy the receiver owns (BusMessageHandler): the replica may keep
+    // views of it (entries in its log window) without copying again.
+    core.receive(bytes);
     schedulePump();
   });
   metrics.collect("chronon_bus_frames_in_total", "Replica messages received.", "counter", () => bus.counters.framesIn);
