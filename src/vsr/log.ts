@@ -165,7 +165,8 @@ export class LogWindow {
   advanceAnchor(anchorBytes: Uint8Array): void {
     const anchor = decodeHeader(anchorBytes);
     assert(anchor.op >= this.anchorOp, "the anchor only moves up");
-    for (const key of [...this.#slots.keys()]) if (key <= anchor.op) this.#slots.delete(key);
+    // Slots live only above the anchor: the ops released are exactly (old anchor, new anchor].
+    for (let op = this.anchorOp + 1; op <= anchor.op; op++) this.#slots.delete(op);
     this.anchor = anchor;
     this.anchorBytes = anchorBytes;
     this.anchorOp = anchor.op;

@@ -1054,8 +1054,11 @@ export class Replica implements ReplicaCore {
     assert(writing !== null, "a checkpoint was being written");
     this.#checkpointWriting = null;
     this.#checkpointImage = writing.image;
-    if (writing.op > this.#log.anchorOp) this.#log.advanceAnchor(writing.header);
-    for (const held of this.#journalChecksums.keys()) if (held < this.#log.anchorOp) this.#journalChecksums.delete(held);
+    const anchorBefore = this.#log.anchorOp;
+    if (writing.op > anchorBefore) this.#log.advanceAnchor(writing.header);
+    // What the journal holds is recorded from the anchor up (older ops were dropped at the
+    // anchor before): the ops released are a dense range, not a walk of the whole table.
+    for (let op = anchorBefore; op < this.#log.anchorOp; op++) this.#journalChecksums.delete(op);
     this.#writtenOp = Math.max(this.#writtenOp, writing.op);
     this.#action({ kind: "release", id: 0, op: writing.op }, { kind: "other" });
   }
