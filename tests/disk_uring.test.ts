@@ -12,7 +12,7 @@ import path from "node:path";
 import process from "node:process";
 import type { Disk } from "../src/storage/disk.ts";
 import { directBlockBytes, DiskError } from "../src/storage/disk.ts";
-import { createDirectSyncDisk, createUringDisk, probeUring } from "../src/storage/disk_uring.ts";
+import { createDirectSyncDisk, createUringDisk, directBlockingBytesMaxDefault, probeUring } from "../src/storage/disk_uring.ts";
 import { DiskSelectError, diskMode, selectDisk } from "../src/storage/disk_select.ts";
 
 const probe = await probeUring();
@@ -29,6 +29,8 @@ const variants: [string, string, () => Promise<Disk>, string | false][] = [
   ["uring", "uring", () => createUringDisk(), skip],
   // Every write through the ring, linked to its fdatasync (the path for writes over 1 MiB).
   ["uring, writes linked to the fdatasync", "uring", () => createUringDisk({ inlineWriteBytesMax: 0 }), skip],
+  // Journal (direct) writes of every size through the ring, as before directBlockingBytesMax.
+  ["uring, direct writes through the ring", "uring", () => createUringDisk({ directBlockingBytesMax: 0 }), skip],
   ["direct-sync", "direct-sync", () => createDirectSyncDisk(), false],
 ];
 
@@ -133,6 +135,39 @@ for (const [label, name, make, skipReason] of variants) {
     });
   });
 }
+
+test("a direct file's synced writes up to directBlockingBytesMax block in one pwrite; larger ones, and every one at 0, go through the ring", { skip }, async () => {
+  const probe = path.join(root, `probe-${dirCount++}`);
+  let directAllowed = true;
+  try {
+    fs.closeSync(fs.openSync(probe, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_DIRECT));
+  } catch {
+    directAllowed = false;
+  }
+  if (!directAllowed) return; // the file system refuses O_DIRECT: covered by the page-cache test below
+  for (const [blockingMax, smallOnRing] of [[undefined, false], [0, true]] as const) {
+    const disk = await createUringDisk(blockingMax === undefined ? {} : { directBlockingBytesMax: blockingMax });
+    const dir = path.join(root, `d${dirCount++}`);
+    try {
+      await disk.mkdir(dir);
+      const file = await disk.open(`${dir}/j`, { create: true, direct: true });
+      const chains = () => (disk as unknown as { ringChains: number }).ringChains;
+      const small = new Uint8Array(1000).fill(7);
+      const large = Uint8Array.from({ length: directBlockingBytesMaxDefault + 5000 }, (_, i) => i & 0xff);
+      const before = chains();
+      await file.write(0, [small], { sync: true });
+      assert.equal(chains() > before, smallOnRing, `a ${small.length}-byte journal write ${smallOnRing ? "goes through" : "skips"} the ring (directBlockingBytesMax ${blockingMax ?? "default"})`);
+      const beforeLarge = chains();
+      await file.write(small.length, [large], { sync: true });
+      assert.ok(chains() > beforeLarge, "a write over the bound goes through the ring");
+      assert.deepEqual(await file.read(0, small.length), small);
+      assert.deepEqual(await file.read(small.length, large.length), large);
+      await file.close();
+    } finally {
+      await disk.close();
+    }
+  }
+});
 
 test("directWrites: false, or a file system that refuses O_DIRECT (tmpfs), gives page-cache writes with exact sizes", { skip }, async () => {
   const cases: [string, () => Promise<Disk>, string][] = [["directWrites: false", () => createUringDisk({ directWrites: false }), root]];

@@ -27,6 +27,7 @@ import { CheckpointStore } from "../storage/checkpoint_store.ts";
 import { formatDataDir, openDataDir } from "../storage/data_dir.ts";
 import type { DataDir } from "../storage/data_dir.ts";
 import { selectDisk } from "../storage/disk_select.ts";
+import type { DiskMode } from "../storage/disk_select.ts";
 import type { Disk } from "../storage/disk.ts";
 import { EffectRunner } from "../kernel/effect_runner.ts";
 import type { EffectHandler } from "../kernel/effect_runner.ts";
@@ -60,7 +61,7 @@ export interface StartOptions {
   /** Where operator-facing lines go (default: stderr). */
   readonly log?: (line: string) => void;
   /** `CHRONON_IO` override. */
-  readonly io?: "auto" | "uring" | "sync";
+  readonly io?: DiskMode;
   /**
    * The replica's disk was replaced: format the missing data dir like `format`, and mark it
    * so the replica recovers not intact (no vote until caught up); see src/node/recover.ts.

@@ -7,13 +7,17 @@
 import process from "node:process";
 import type { Disk } from "./disk.ts";
 import { PortableDisk } from "./disk_portable.ts";
-import { createUringDisk, UringUnavailable } from "./disk_uring.ts";
+import { createDirectSyncDisk, createUringDisk, UringUnavailable } from "./disk_uring.ts";
 import type { UringDiskOptions } from "./disk_uring.ts";
 
-/** `auto`: uring if available else portable; `uring`: uring or an error; `sync`: portable. */
-export type DiskMode = "auto" | "uring" | "sync";
+/**
+ * `auto`: uring if available else portable; `uring`: uring or an error; `sync`: portable;
+ * `direct`: the native layer without a ring ("direct-sync": every synced write blocks the
+ * calling thread, O_DIRECT|O_DSYNC for the journal), or an error.
+ */
+export type DiskMode = "auto" | "uring" | "sync" | "direct";
 
-const modes: readonly DiskMode[] = ["auto", "uring", "sync"];
+const modes: readonly DiskMode[] = ["auto", "uring", "sync", "direct"];
 
 /** A bad CHRONON_IO value, or `uring` asked for where it cannot be had. */
 export class DiskSelectError extends Error {
@@ -43,6 +47,14 @@ export async function selectDisk(
 ): Promise<Disk> {
   const chosen = diskMode(mode);
   if (chosen === "sync") return new PortableDisk();
+  if (chosen === "direct") {
+    try {
+      return await createDirectSyncDisk();
+    } catch (error) {
+      if (error instanceof UringUnavailable) throw new DiskSelectError(`CHRONON_IO=direct needs the native layer, but ${error.reason}`);
+      throw error;
+    }
+  }
   try {
     return await createUringDisk(uring);
   } catch (error) {
