@@ -207,7 +207,21 @@ describe("selectDisk", () => {
     assert.equal(diskMode("auto", "sync"), "sync");
     assert.equal(diskMode("auto", "uring"), "uring");
     assert.equal(diskMode("sync", "uring"), "sync");
+    assert.equal(diskMode("auto", "direct"), "direct");
     assert.throws(() => diskMode("auto", "fast"), (e: unknown) => e instanceof DiskSelectError && /CHRONON_IO=fast/.test(e.message));
+  });
+
+  test("direct gives the ring-less native backend without a notice, or an error naming why it cannot", async () => {
+    const lines: string[] = [];
+    try {
+      const disk = await selectDisk("direct", (line) => lines.push(line));
+      assert.equal(disk.name, "direct-sync");
+      await disk.close();
+    } catch (error) {
+      assert.ok(error instanceof DiskSelectError && /CHRONON_IO=direct needs the native layer/.test(error.message), String(error));
+      assert.notEqual(process.env.CHRONON_REQUIRE_URING, "1", "with the shim required, the native layer must load");
+    }
+    assert.deepEqual(lines, []);
   });
 
   test("sync gives the portable backend without a notice", async () => {
