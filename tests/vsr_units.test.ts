@@ -1,4 +1,5 @@
 import { describe, test } from "node:test";
+import { encode as cborEncode } from "cborg";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -88,6 +89,51 @@ describe("vsr messages", () => {
   test("another cluster's message is named as such", () => {
     const bytes = encodeMessage(samples[3]!);
     assert.throws(() => decodeMessage(bytes, new Uint8Array(16)), ForeignClusterError);
+  });
+});
+
+describe("vsr control bodies written by hand", () => {
+  const counts = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER];
+  const sum = Uint8Array.from({ length: 16 }, (_, i) => i * 11 + 1);
+  const envelope = { cluster: new Uint8Array(16).fill(7), replica: 1, view: 3, commit: 9 };
+  test("prepare_ok, request_prepare and commit are byte for byte what cborg writes, and decode back", () => {
+    for (const n of counts) {
+      for (const kind of ["prepare_ok", "request_prepare"] as const) {
+        const bytes = encodeMessage({ ...envelope, kind, op: n, checksum: sum });
+        assert.deepEqual(bytes.subarray(64), new Uint8Array(cborEncode({ op: n, checksum: sum })), `${kind} op ${n}`);
+        const back = decodeMessage(bytes, envelope.cluster);
+        assert.equal(back.kind, kind);
+        assert.equal((back as { op: number }).op, n);
+        assert.deepEqual((back as { checksum: Uint8Array }).checksum, sum);
+      }
+      const commit = encodeMessage({ ...envelope, kind: "commit", commitChecksum: sum, checkpointOp: n });
+      assert.deepEqual(commit.subarray(64), new Uint8Array(cborEncode({ commitChecksum: sum, checkpointOp: n })), `commit ${n}`);
+      const back = decodeMessage(commit, envelope.cluster) as { checkpointOp: number; commitChecksum: Uint8Array };
+      assert.equal(back.checkpointOp, n);
+      assert.deepEqual(back.commitChecksum, sum);
+    }
+  });
+
+  test("other encodings of the same bodies still decode, and malformed ones are refused", () => {
+    // A non-shortest count (cborg would not write it), keys in the other order, an extra key:
+    // the fast path declines and the general decoder decides.
+    const withBody = (body: Uint8Array) => {
+      const bytes = encodeMessage({ ...envelope, kind: "prepare_ok", op: 5, checksum: sum });
+      const out = new Uint8Array(64 + body.length);
+      out.set(bytes.subarray(0, 64));
+      out.set(body, 64);
+      new DataView(out.buffer).setUint32(40, body.length, true);
+      out.set(checksum(out.subarray(16)), 0);
+      return out;
+    };
+    const long = Uint8Array.from([0xa2, 0x62, 0x6f, 0x70, 0x19, 0x00, 0x05, 0x68, ...Array.from("checksum", (c) => c.charCodeAt(0)), 0x50, ...sum]);
+    assert.equal((decodeMessage(withBody(long), envelope.cluster) as { op: number }).op, 5);
+    const swapped = Uint8Array.from([0xa2, 0x68, ...Array.from("checksum", (c) => c.charCodeAt(0)), 0x50, ...sum, 0x62, 0x6f, 0x70, 0x05]);
+    assert.equal((decodeMessage(withBody(swapped), envelope.cluster) as { op: number }).op, 5);
+    const short = long.subarray(0, long.length - 1);
+    assert.throws(() => decodeMessage(withBody(short), envelope.cluster), MessageError);
+    const wrongSize = new Uint8Array(cborEncode({ op: 5, checksum: new Uint8Array(15) }));
+    assert.throws(() => decodeMessage(withBody(wrongSize), envelope.cluster), MessageError);
   });
 });
 

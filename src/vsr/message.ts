@@ -130,6 +130,117 @@ export class ForeignClusterError extends Error {
   override readonly name = "ForeignClusterError";
 }
 
+// --- the two control bodies of every round trip, without cborg ------------------------
+//
+// prepare_ok ({ op, checksum }) and commit ({ checkpointOp, commitChecksum }) are sent for
+// every batch and every heartbeat: written and read here by hand, as exactly the bytes
+// cborg writes (a two-key map in its canonical order: the shorter key first, a count, a
+// 16-byte string), because cborg's general machinery cost more than the rest of a small
+// message's encoding. Any other shape is decoded by cborg as before.
+
+/** A CBOR text key: its head byte and ASCII bytes. */
+function textKey(name: string): Uint8Array {
+  assert(name.length < 24, "short key");
+  return Uint8Array.from([0x60 | name.length, ...Array.from(name, (c) => c.charCodeAt(0))]);
+}
+const keyOp = textKey("op");
+const keyChecksum = textKey("checksum");
+const keyCheckpointOp = textKey("checkpointOp");
+const keyCommitChecksum = textKey("commitChecksum");
+
+/** Bytes of a CBOR unsigned integer head for `n` (a safe integer). */
+function uintSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x1_0000 ? 3 : n < 0x1_0000_0000 ? 5 : 9;
+}
+
+function writeUint(out: Uint8Array, at: number, n: number): number {
+  if (n < 24) {
+    out[at] = n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = 0x18;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x1_0000) {
+    out[at] = 0x19;
+    out[at + 1] = n >>> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  if (n < 0x1_0000_0000) {
+    out[at] = 0x1a;
+    out[at + 1] = n >>> 24;
+    out[at + 2] = (n >>> 16) & 0xff;
+    out[at + 3] = (n >>> 8) & 0xff;
+    out[at + 4] = n & 0xff;
+    return at + 5;
+  }
+  const high = Math.floor(n / 0x1_0000_0000);
+  const low = n >>> 0;
+  out[at] = 0x1b;
+  out[at + 1] = high >>> 24;
+  out[at + 2] = (high >>> 16) & 0xff;
+  out[at + 3] = (high >>> 8) & 0xff;
+  out[at + 4] = high & 0xff;
+  out[at + 5] = low >>> 24;
+  out[at + 6] = (low >>> 16) & 0xff;
+  out[at + 7] = (low >>> 8) & 0xff;
+  out[at + 8] = low & 0xff;
+  return at + 9;
+}
+
+/** `{ [countKey]: count, [bytesKey]: bytes }` as cborg writes it (countKey sorts first). */
+function encodeCountAndBytes(countKey: Uint8Array, count: number, bytesKey: Uint8Array, bytes: Uint8Array): Uint8Array {
+  assertCount(count, "count field");
+  assert(bytes.length === 16, "a 16-byte field");
+  const out = new Uint8Array(1 + countKey.length + uintSize(count) + bytesKey.length + 1 + 16);
+  out[0] = 0xa2;
+  out.set(countKey, 1);
+  let at = writeUint(out, 1 + countKey.length, count);
+  out.set(bytesKey, at);
+  at += bytesKey.length;
+  out[at] = 0x50;
+  out.set(bytes, at + 1);
+  assert(at + 17 === out.length, "sized exactly");
+  return out;
+}
+
+/**
+ * The count and the 16 bytes of a body shaped like {@link encodeCountAndBytes}'s output
+ * (shortest count encoding, as cborg writes it), or null for any other bytes (then cborg
+ * decodes them and every field is checked as usual).
+ */
+function decodeCountAndBytes(body: Uint8Array, countKey: Uint8Array, bytesKey: Uint8Array): { count: number; bytes: Uint8Array } | null {
+  if (body[0] !== 0xa2 || !startsWith(body, 1, countKey)) return null;
+  let at = 1 + countKey.length;
+  const head = body[at];
+  if (head === undefined || head > 0x1b) return null;
+  let count: number;
+  if (head < 24) {
+    count = head;
+    at += 1;
+  } else {
+    const size = head === 0x18 ? 1 : head === 0x19 ? 2 : head === 0x1a ? 4 : head === 0x1b ? 8 : 0;
+    if (size === 0 || at + 1 + size > body.length) return null;
+    count = 0;
+    for (let i = 0; i < size; i++) count = count * 256 + body[at + 1 + i]!;
+    if (!Number.isSafeInteger(count) || uintSize(count) !== 1 + size) return null;
+    at += 1 + size;
+  }
+  if (!startsWith(body, at, bytesKey)) return null;
+  at += bytesKey.length;
+  if (body[at] !== 0x50 || at + 17 !== body.length) return null;
+  return { count, bytes: body.slice(at + 1, at + 17) };
+}
+
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.length > bytes.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
 /** Bytes the entries take in a message body. */
 function entriesSize(entries: readonly WireEntry[]): number {
   let size = 0;
@@ -162,9 +273,9 @@ function encodeBody(message: Exclude<MessageBody, { kind: "prepare" | "entry" }>
   switch (message.kind) {
     case "prepare_ok":
     case "request_prepare":
-      return cborEncode({ op: message.op, checksum: message.checksum });
+      return encodeCountAndBytes(keyOp, message.op, keyChecksum, message.checksum);
     case "commit":
-      return cborEncode({ commitChecksum: message.commitChecksum, checkpointOp: message.checkpointOp });
+      return encodeCountAndBytes(keyCheckpointOp, message.checkpointOp, keyCommitChecksum, message.commitChecksum);
     case "start_view_change":
     case "request_start_view":
     case "view_promised":
@@ -318,10 +429,14 @@ function decodeBody(kind: MessageKind, body: Uint8Array): MessageBody {
     }
     case "prepare_ok":
     case "request_prepare": {
+      const fast = decodeCountAndBytes(body, keyOp, keyChecksum);
+      if (fast !== null) return { kind, op: fast.count, checksum: fast.bytes };
       const map = cborBody(body);
       return { kind, op: count(map, "op"), checksum: bytesField(map, "checksum", 16) };
     }
     case "commit": {
+      const fast = decodeCountAndBytes(body, keyCheckpointOp, keyCommitChecksum);
+      if (fast !== null) return { kind, commitChecksum: fast.bytes, checkpointOp: fast.count };
       const map = cborBody(body);
       return { kind, commitChecksum: bytesField(map, "commitChecksum", 16), checkpointOp: count(map, "checkpointOp") };
     }
