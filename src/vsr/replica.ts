@@ -1024,8 +1024,9 @@ export class Replica implements ReplicaCore {
       this.#writeCheckpoint(op, slot.bytes, this.stateMachine.snapshot(), clients);
       return;
     }
+    // Stepped from the next ready() on: the turn that applied the op already paid for the
+    // job's start and the client table.
     this.#snapshotting = { op, header: slot.bytes, clients, job: this.stateMachine.beginSnapshot() };
-    this.#stepSnapshot();
   }
 
   /**
