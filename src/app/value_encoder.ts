@@ -37,6 +37,45 @@ const copyLoopSizeMax = 64;
  * anything in the value is outside the fast path, {@link encodeFast} returns null and the
  * caller encodes the parts separately.
  */
+
+/**
+ * Writes the CBOR head of major type `major` (already shifted: 0x00, 0x20, …, 0xe0) with
+ * argument `n` (0 ≤ n ≤ 2^53) in its shortest form at `at`, and returns the offset after
+ * it. `target` must have 9 bytes of room at `at`. Shared by every encoder that writes
+ * CBOR by hand (this one and the kernel's stepped snapshot encoder), so they agree on it.
+ */
+export function writeCborHead(target: Uint8Array, at: number, major: number, n: number): number {
+  let p = at;
+  if (n < 24) target[p++] = major | n;
+  else if (n < 0x100) {
+    target[p++] = major | 24;
+    target[p++] = n;
+  } else if (n < 0x1_0000) {
+    target[p++] = major | 25;
+    target[p++] = n >>> 8;
+    target[p++] = n & 0xff;
+  } else if (n < 0x1_0000_0000) {
+    target[p++] = major | 26;
+    target[p++] = n >>> 24;
+    target[p++] = (n >>> 16) & 0xff;
+    target[p++] = (n >>> 8) & 0xff;
+    target[p++] = n & 0xff;
+  } else {
+    const high = Math.floor(n / 0x1_0000_0000);
+    const low = n >>> 0;
+    target[p++] = major | 27;
+    target[p++] = high >>> 24;
+    target[p++] = (high >>> 16) & 0xff;
+    target[p++] = (high >>> 8) & 0xff;
+    target[p++] = high & 0xff;
+    target[p++] = low >>> 24;
+    target[p++] = (low >>> 16) & 0xff;
+    target[p++] = (low >>> 8) & 0xff;
+    target[p++] = low & 0xff;
+  }
+  return p;
+}
+
 export class NestedEncoding {
   constructor(readonly value: unknown) {}
 }
@@ -90,36 +129,7 @@ class Writer {
   /** Major type `major` (already shifted) with argument `n` (0 ≤ n ≤ 2^53), shortest form. */
   head(major: number, n: number): void {
     this.reserve(9);
-    const bytes = this.bytes;
-    let p = this.position;
-    if (n < 24) bytes[p++] = major | n;
-    else if (n < 0x100) {
-      bytes[p++] = major | 24;
-      bytes[p++] = n;
-    } else if (n < 0x1_0000) {
-      bytes[p++] = major | 25;
-      bytes[p++] = n >>> 8;
-      bytes[p++] = n & 0xff;
-    } else if (n < 0x1_0000_0000) {
-      bytes[p++] = major | 26;
-      bytes[p++] = n >>> 24;
-      bytes[p++] = (n >>> 16) & 0xff;
-      bytes[p++] = (n >>> 8) & 0xff;
-      bytes[p++] = n & 0xff;
-    } else {
-      const high = Math.floor(n / 0x1_0000_0000);
-      const low = n >>> 0;
-      bytes[p++] = major | 27;
-      bytes[p++] = high >>> 24;
-      bytes[p++] = (high >>> 16) & 0xff;
-      bytes[p++] = (high >>> 8) & 0xff;
-      bytes[p++] = high & 0xff;
-      bytes[p++] = low >>> 24;
-      bytes[p++] = (low >>> 16) & 0xff;
-      bytes[p++] = (low >>> 8) & 0xff;
-      bytes[p++] = low & 0xff;
-    }
-    this.position = p;
+    this.position = writeCborHead(this.bytes, this.position, major, n);
   }
 
   /** Rewrites the one-byte head at `at` as the longer head for `n` ≥ 24, moving what follows. */

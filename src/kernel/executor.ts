@@ -775,25 +775,40 @@ export class Executor implements StateMachine {
 
   // ---------------------------------------------------------------------- checkpoints
 
-  snapshot(): Uint8Array {
-    const app = this.app;
+  /**
+   * The snapshot's fields around the app's part. `copied`: the kernel's tables are copied
+   * (shallowly: their entries are never written in place, only replaced), for a snapshot
+   * encoded while later commits change them; otherwise they are the live ones.
+   */
+  #snapshotFields(appPart: unknown, copied: boolean): SnapshotFields {
     const channels: [string, number, ChannelEntry[]][] = [];
-    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries]);
-    const fields = (appPart: unknown) => ({
+    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, copied ? channel.entries.slice() : channel.entries]);
+    return {
       format: snapshotFormat,
-      schemaVersion: app.schemaVersion,
+      schemaVersion: this.app.schemaVersion,
       op: this.#op,
       timestampMs: this.#timestampMs,
       app: appPart,
       outbox: [...this.#outbox.values()],
       channels,
-      schedule: this.#schedule,
-      counters: this.#counters,
-    });
-    // A state of megabytes is encoded into a buffer reserved at the last snapshot's size
-    // plus an eighth, instead of one doubled (and copied) a dozen times from 4 KiB.
+      schedule: copied ? this.#schedule.slice() : this.#schedule,
+      counters: copied ? { ...this.#counters } : this.#counters,
+    };
+  }
+
+  /**
+   * A state of megabytes is encoded into a buffer reserved at the last snapshot's size
+   * plus an eighth, instead of one doubled (and copied) a dozen times from 4 KiB.
+   */
+  #snapshotSizeHint(): number {
     const last = this.#snapshotSizeLast;
-    const sizeHint = last > 1024 * 1024 ? last + (last >>> 3) : 0;
+    return last > 1024 * 1024 ? last + (last >>> 3) : 0;
+  }
+
+  snapshot(): Uint8Array {
+    const app = this.app;
+    const fields = (appPart: unknown) => this.#snapshotFields(appPart, false);
+    const sizeHint = this.#snapshotSizeHint();
     if (app.snapshot === undefined) {
       // The app image written in place as the snapshot's byte string: no buffer of its
       // own to fault in and copy (an 18 MB one cost 10–15 ms of a checkpoint's pause).
@@ -829,24 +844,9 @@ export class Executor implements StateMachine {
       appPart = app.snapshot!(this.#state);
       assert(appPart instanceof Uint8Array, "app.snapshot must return a Uint8Array");
     }
-    // The kernel's tables are copied (shallowly: their entries are never written in
-    // place, only replaced): later commits change the tables, not these arrays.
-    const channels: [string, number, ChannelEntry[]][] = [];
-    for (const [name, channel] of this.#channels) channels.push([name, channel.nextSeq, channel.entries.slice()]);
-    const fields: SnapshotFields = {
-      format: snapshotFormat,
-      schemaVersion: app.schemaVersion,
-      op: this.#op,
-      timestampMs: this.#timestampMs,
-      app: appPart,
-      outbox: [...this.#outbox.values()],
-      channels,
-      schedule: this.#schedule.slice(),
-      counters: { ...this.#counters },
-    };
-    const last = this.#snapshotSizeLast;
-    const sizeHint = last > 1024 * 1024 ? last + (last >>> 3) : 0;
-    const job = new IncrementalSnapshot(fields, this.#state, appInPlace, sizeHint, (ended, bytes) => {
+    // Later commits change the kernel's tables, so the job encodes copies of them.
+    const fields = this.#snapshotFields(appPart, true);
+    const job = new IncrementalSnapshot(fields, this.#state, appInPlace, this.#snapshotSizeHint(), (ended, bytes) => {
       if (this.#snapshotJob === ended) this.#snapshotJob = null;
       if (bytes !== null) this.#snapshotSizeLast = bytes.length;
     });

@@ -16,7 +16,7 @@
  * @module
  */
 import { encodeScalar, NestedEncoding } from "../app/value_codec.ts";
-import { fastDepthMax } from "../app/value_encoder.ts";
+import { fastDepthMax, writeCborHead } from "../app/value_encoder.ts";
 import { assert } from "../assert.ts";
 import type { Preimage } from "./snapshot_preimage.ts";
 import { absent } from "./snapshot_preimage.ts";
@@ -305,36 +305,7 @@ export class SnapshotEncoder {
   /** Major type `major` (shifted) with argument n (0 ≤ n ≤ 2^53), shortest form. */
   head(major: number, n: number): void {
     this.reserve(9);
-    const bytes = this.bytes;
-    let p = this.position;
-    if (n < 24) bytes[p++] = major | n;
-    else if (n < 0x100) {
-      bytes[p++] = major | 24;
-      bytes[p++] = n;
-    } else if (n < 0x1_0000) {
-      bytes[p++] = major | 25;
-      bytes[p++] = n >>> 8;
-      bytes[p++] = n & 0xff;
-    } else if (n < 0x1_0000_0000) {
-      bytes[p++] = major | 26;
-      bytes[p++] = n >>> 24;
-      bytes[p++] = (n >>> 16) & 0xff;
-      bytes[p++] = (n >>> 8) & 0xff;
-      bytes[p++] = n & 0xff;
-    } else {
-      const high = Math.floor(n / 0x1_0000_0000);
-      const low = n >>> 0;
-      bytes[p++] = major | 27;
-      bytes[p++] = high >>> 24;
-      bytes[p++] = (high >>> 16) & 0xff;
-      bytes[p++] = (high >>> 8) & 0xff;
-      bytes[p++] = high & 0xff;
-      bytes[p++] = low >>> 24;
-      bytes[p++] = (low >>> 16) & 0xff;
-      bytes[p++] = (low >>> 8) & 0xff;
-      bytes[p++] = low & 0xff;
-    }
-    this.position = p;
+    this.position = writeCborHead(this.bytes, this.position, major, n);
   }
 
   /** Rewrites the one-byte head at `at` as the longer head for n ≥ 24, moving what follows. */

@@ -19,6 +19,7 @@
  * @module
  */
 import { decode as cborDecode, encode as cborEncode } from "cborg";
+import { cborUintSize, writeCborUint } from "../codec/cbor_item.ts";
 import { checksum, checksumEqual } from "../codec/checksum.ts";
 import { entryBodySizeMax, entryHeaderSize, verifyHeader } from "../codec/entry_header.ts";
 import { assert, assertCount } from "../assert.ts";
@@ -148,57 +149,14 @@ const keyChecksum = textKey("checksum");
 const keyCheckpointOp = textKey("checkpointOp");
 const keyCommitChecksum = textKey("commitChecksum");
 
-/** Bytes of a CBOR unsigned integer head for `n` (a safe integer). */
-function uintSize(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x1_0000 ? 3 : n < 0x1_0000_0000 ? 5 : 9;
-}
-
-function writeUint(out: Uint8Array, at: number, n: number): number {
-  if (n < 24) {
-    out[at] = n;
-    return at + 1;
-  }
-  if (n < 0x100) {
-    out[at] = 0x18;
-    out[at + 1] = n;
-    return at + 2;
-  }
-  if (n < 0x1_0000) {
-    out[at] = 0x19;
-    out[at + 1] = n >>> 8;
-    out[at + 2] = n & 0xff;
-    return at + 3;
-  }
-  if (n < 0x1_0000_0000) {
-    out[at] = 0x1a;
-    out[at + 1] = n >>> 24;
-    out[at + 2] = (n >>> 16) & 0xff;
-    out[at + 3] = (n >>> 8) & 0xff;
-    out[at + 4] = n & 0xff;
-    return at + 5;
-  }
-  const high = Math.floor(n / 0x1_0000_0000);
-  const low = n >>> 0;
-  out[at] = 0x1b;
-  out[at + 1] = high >>> 24;
-  out[at + 2] = (high >>> 16) & 0xff;
-  out[at + 3] = (high >>> 8) & 0xff;
-  out[at + 4] = high & 0xff;
-  out[at + 5] = low >>> 24;
-  out[at + 6] = (low >>> 16) & 0xff;
-  out[at + 7] = (low >>> 8) & 0xff;
-  out[at + 8] = low & 0xff;
-  return at + 9;
-}
-
 /** `{ [countKey]: count, [bytesKey]: bytes }` as cborg writes it (countKey sorts first). */
 function encodeCountAndBytes(countKey: Uint8Array, count: number, bytesKey: Uint8Array, bytes: Uint8Array): Uint8Array {
   assertCount(count, "count field");
   assert(bytes.length === 16, "a 16-byte field");
-  const out = new Uint8Array(1 + countKey.length + uintSize(count) + bytesKey.length + 1 + 16);
+  const out = new Uint8Array(1 + countKey.length + cborUintSize(count) + bytesKey.length + 1 + 16);
   out[0] = 0xa2;
   out.set(countKey, 1);
-  let at = writeUint(out, 1 + countKey.length, count);
+  let at = writeCborUint(out, 1 + countKey.length, count);
   out.set(bytesKey, at);
   at += bytesKey.length;
   out[at] = 0x50;
@@ -226,7 +184,7 @@ function decodeCountAndBytes(body: Uint8Array, countKey: Uint8Array, bytesKey: U
     if (size === 0 || at + 1 + size > body.length) return null;
     count = 0;
     for (let i = 0; i < size; i++) count = count * 256 + body[at + 1 + i]!;
-    if (!Number.isSafeInteger(count) || uintSize(count) !== 1 + size) return null;
+    if (!Number.isSafeInteger(count) || cborUintSize(count) !== 1 + size) return null;
     at += 1 + size;
   }
   if (!startsWith(body, at, bytesKey)) return null;
