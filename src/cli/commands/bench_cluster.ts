@@ -21,6 +21,7 @@ import type { BenchTarget } from "./bench.ts";
 import { UsageError } from "../command.ts";
 import { runtimeName, runtimeVersion } from "../runtime.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
+import { formatLocalCluster } from "./local_cluster.ts";
 import { assert } from "../../assert.ts";
 import { Client } from "../../client/client.ts";
 import { freePort } from "../../net/free_port.ts";
@@ -394,8 +395,9 @@ async function runBench(options: {
   const processes: ReplicaProcess[] = [];
   let sampler: ReturnType<typeof setInterval> | null = null;
   try {
+    await formatLocalCluster(configPath);
     for (let i = 0; i < 3; i++) {
-      const { command, args, cwd } = sameRuntimeCommand(["start", "--config", configPath, "--replica", String(i), "--app", kvPath, "--format"]);
+      const { command, args, cwd } = sameRuntimeCommand(["start", "--config", configPath, "--replica", String(i), "--app", kvPath]);
       const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
       const log = createWriteStream(join(dir, `replica-${i}.log`), { flags: "a" });
       child.stdout?.pipe(log);

@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
+import { formatLocalCluster } from "./local_cluster.ts";
 import { auditApplications, startWebhookSink } from "../demo/webhook_sink.ts";
 import { Client } from "../../client/client.ts";
 import { OutcomeUnknownError, RejectedError } from "../../client/errors.ts";
@@ -98,9 +99,8 @@ export const command: Command = {
     const bankPath = fileURLToPath(new URL("../../../examples/bank.ts", import.meta.url));
     const processes: (ReplicaProcess | null)[] = [null, null, null];
 
-    const launch = (index: number, format: boolean): ReplicaProcess => {
+    const launch = (index: number): ReplicaProcess => {
       const args = ["start", "--config", configPath, "--replica", String(index), "--app", bankPath];
-      if (format) args.push("--format");
       const { command, args: full, cwd } = sameRuntimeCommand(args);
       const child = spawn(command, full, { cwd, stdio: ["ignore", "pipe", "pipe"] });
       const logFile = createWriteStream(join(dir, `replica-${index}.log`), { flags: "a" });
@@ -137,7 +137,8 @@ export const command: Command = {
     let exitCode = 1;
     try {
       say(`data and logs in ${dir}; webhook sink at ${sink.url}`);
-      for (let i = 0; i < 3; i++) processes[i] = launch(i, true);
+      await formatLocalCluster(configPath);
+      for (let i = 0; i < 3; i++) processes[i] = launch(i);
       const first = await waitFor("a primary", 20_000, primaryNow);
       say(`3 replicas up; replica ${first.replica} is primary of view ${first.view}`);
 
@@ -195,7 +196,7 @@ export const command: Command = {
         viewChanges = next.view - victim.view;
         say(`replica ${next.replica} is primary of view ${next.view} after ${Date.now() - killedAt} ms`);
         await sleep(2000);
-        processes[victim.replica] = launch(victim.replica, false);
+        processes[victim.replica] = launch(victim.replica);
         say(`replica ${victim.replica} restarted from its disk`);
         await sleep(Math.max(0, started + seconds * 1000 - Date.now()));
       } finally {

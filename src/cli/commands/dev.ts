@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.ts";
 import { UsageError } from "../command.ts";
 import { sameRuntimeCommand } from "./storage_common.ts";
+import { formatLocalCluster } from "./local_cluster.ts";
 import { freePort } from "../../net/free_port.ts";
 
 const usage = `chronon dev --app APP.ts [--replicas 1|3|5] [--api-port P] [--keep]
@@ -110,8 +111,9 @@ export const command: Command = {
     const running: Replica[] = [];
     let stopRequested!: (reason: string) => void;
     const stopped = new Promise<string>((done) => { stopRequested = done; });
+    await formatLocalCluster(configPath);
     for (let index = 0; index < count; index++) {
-      const { command, args, cwd } = sameRuntimeCommand(["start", "--config", configPath, "--replica", String(index), "--app", appPath, "--format"]);
+      const { command, args, cwd } = sameRuntimeCommand(["start", "--config", configPath, "--replica", String(index), "--app", appPath]);
       const child = spawn(command, args, { cwd, stdio: ["ignore", "inherit", "inherit"] });
       const closed = new Promise<number | null>((done) => child.once("close", (code) => done(code)));
       void closed.then((code) => {
