@@ -144,6 +144,34 @@ describe("incremental snapshot", () => {
     assert.deepEqual(restored.stateHash(), referenceHash);
   });
 
+  test("a job handed an earlier job's dropped bytes encodes into their buffer, stale bytes and all, and ignores other bytes", () => {
+    const executor = new Executor(kv);
+    const log = new EntryLog();
+    for (let i = 0; i < big; i++) executor.commit(log.event({ type: "put", key: `k${i}`, value: "v".repeat(i % 300) }));
+    const first = executor.beginSnapshot();
+    while (!first.step(4096));
+    const dropped = first.result();
+    // What was there must not leak into the next snapshot.
+    new Uint8Array(dropped.buffer).fill(0xaa);
+    for (let i = 0; i < 50; i++) executor.commit(log.event({ type: "put", key: `k${i}`, value: `second ${i}` }));
+    const reference = executor.snapshot();
+    const second = executor.beginSnapshot(dropped);
+    let steps = 0;
+    while (!second.step(512)) {
+      steps++;
+      executor.commit(log.event({ type: "put", key: `k${steps % big}`, value: `during ${steps}` }));
+    }
+    equalBytes(second.result(), reference, "the reused job's bytes");
+    assert.equal(second.result().buffer, dropped.buffer, "encoded into the buffer handed back");
+    // Bytes no encoder allocated (someone else's, or a slab view) are never written.
+    const foreign = new Uint8Array(4 * 1024 * 1024);
+    const third = executor.beginSnapshot(foreign);
+    while (!third.step(1 << 20));
+    assert.notEqual(third.result().buffer, foreign.buffer);
+    assert.ok(foreign.every((byte) => byte === 0), "the foreign buffer is untouched");
+    equalBytes(third.result(), executor.snapshot(), "the third job's bytes");
+  });
+
   test("every kind of write between steps, rollbacks included, leaves the bytes of the snapshot's op (20 seeds)", () => {
     for (let seed = 1; seed <= 20; seed++) {
       const random = seededRandom(seed);

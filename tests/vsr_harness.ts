@@ -44,13 +44,18 @@ export class ListMachine implements StateMachine {
 export class SteppedListMachine extends ListMachine {
   /** Jobs begun, steps taken, jobs aborted. */
   readonly jobs = { begun: 0, steps: 0, aborted: 0 };
+  /** What each job was handed as `reuse`, and each job's result, in order. */
+  readonly reused: (Uint8Array | undefined)[] = [];
+  readonly results: Uint8Array[] = [];
   constructor(readonly steps: number) {
     super();
   }
-  beginSnapshot(): SnapshotJob {
+  beginSnapshot(reuse?: Uint8Array): SnapshotJob {
     const bytes = this.snapshot();
     const counts = this.jobs;
     counts.begun++;
+    this.reused.push(reuse);
+    this.results.push(bytes);
     let left = this.steps;
     let state: "running" | "done" | "aborted" = "running";
     return {

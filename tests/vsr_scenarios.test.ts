@@ -300,6 +300,33 @@ describe("vsr scenarios", () => {
     c.agree();
   });
 
+  test("a stepped snapshot is handed the state bytes of the checkpoint the latest one replaced, never those still kept", () => {
+    const c = new Cluster({ replicaCount: 3, config: { checkpointIntervalOps: 4 }, machine: () => new SteppedListMachine(2) });
+    c.tick(30);
+    const p = c.primary();
+    assert.ok(p >= 0, "a primary emerges");
+    const client = clientId(1);
+    c.register(p, client);
+    const m = c.machines[p] as SteppedListMachine;
+    let i = 0;
+    while (m.jobs.begun < 5) {
+      c.request(p, client, ++i, `v${i}`);
+      c.settle();
+      c.tick(1);
+    }
+    // Job 1's checkpoint replaced the genesis image (not a job's): nothing to reuse. From
+    // job 3 on, each gets the result of the job two before it, whose checkpoint the
+    // previous one replaced; never the bytes of the checkpoint still kept for transfer.
+    assert.equal(m.reused[0], undefined);
+    assert.equal(m.reused[1], undefined);
+    for (let job = 2; job < m.jobs.begun; job++) {
+      assert.equal(m.reused[job], m.results[job - 2], `job ${job + 1} reuses job ${job - 1}'s bytes`);
+      assert.notEqual(m.reused[job], m.results[job - 1], `job ${job + 1} does not get the kept checkpoint's bytes`);
+    }
+    c.tick(20);
+    c.agree();
+  });
+
   test("linearizable reads: answered by a confirmed primary, refused by a deposed one; stale reads at once", () => {
     const { c, p } = started(3);
     const client = clientId(1);

@@ -47,6 +47,7 @@ import type { OutboxEffect, OutboxEntry } from "./outbox.ts";
 import { effectId, isEffectId } from "./outbox.ts";
 import { ClientHexTable } from "./client_hex.ts";
 import { beginTransaction, commitTransaction, guard, readOnly, rollbackTransaction, unguard } from "./state_guard.ts";
+import { encoderBufferOf } from "./snapshot_encoder.ts";
 import { IncrementalSnapshot } from "./snapshot_job.ts";
 import type { SnapshotFields, SnapshotJob } from "./snapshot_job.ts";
 
@@ -833,8 +834,13 @@ export class Executor implements StateMachine {
    * byte for byte what {@link snapshot} would have returned now. Commits may run between
    * steps (each write to the state keeps its container's pre-image first; see
    * snapshot_job.ts). One job at a time; {@link restore} aborts it.
+   *
+   * `reuse`: the result of an earlier job that the caller no longer reads or keeps (the
+   * replica passes the state bytes of the checkpoint it has just replaced). When its buffer
+   * is one an encoder allocated, the job encodes into it rather than allocating and
+   * faulting in a state-sized buffer each checkpoint; other bytes are ignored.
    */
-  beginSnapshot(): SnapshotJob {
+  beginSnapshot(reuse?: Uint8Array): SnapshotJob {
     assert(this.#snapshotJob === null, "one snapshot job at a time");
     const app = this.app;
     const appInPlace = app.snapshot === undefined;
@@ -846,10 +852,11 @@ export class Executor implements StateMachine {
     }
     // Later commits change the kernel's tables, so the job encodes copies of them.
     const fields = this.#snapshotFields(appPart, true);
+    const spare = reuse === undefined ? null : encoderBufferOf(reuse);
     const job = new IncrementalSnapshot(fields, this.#state, appInPlace, this.#snapshotSizeHint(), (ended, bytes) => {
       if (this.#snapshotJob === ended) this.#snapshotJob = null;
       if (bytes !== null) this.#snapshotSizeLast = bytes.length;
-    });
+    }, spare);
     this.#snapshotJob = job;
     return job;
   }

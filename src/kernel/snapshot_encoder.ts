@@ -48,6 +48,24 @@ interface Frame {
 /** What {@link SnapshotEncoder.step} reached. */
 export type StepOutcome = "more" | "done" | "gave_up";
 
+/**
+ * The buffers encoders allocated, so that a job handed one back (a checkpoint's state
+ * bytes the replica dropped) can tell it from bytes someone else may still share, such as
+ * a view of the reference encoder's slab. Weak: it keeps no buffer alive.
+ */
+const encoderBuffers = new WeakSet<ArrayBufferLike>();
+
+/** The whole buffer under `bytes` when an encoder allocated it (see {@link SnapshotEncoder}), else null. */
+export function encoderBufferOf(bytes: Uint8Array): Uint8Array | null {
+  return encoderBuffers.has(bytes.buffer) ? new Uint8Array(bytes.buffer) : null;
+}
+
+function encoderBuffer(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  encoderBuffers.add(bytes.buffer);
+  return bytes;
+}
+
 /** Encodes one value incrementally; see the module comment. */
 export class SnapshotEncoder {
   /** Output; positions are absolute, the buffer grows by doubling. */
@@ -59,9 +77,14 @@ export class SnapshotEncoder {
   #inlineStart = 0;
   #outcome: StepOutcome = "more";
 
-  /** `sizeHint`: the expected size (the last snapshot's), reserved at once. */
-  constructor(root: unknown, preimages: ReadonlyMap<object, Preimage>, sizeHint = 0) {
-    this.bytes = new Uint8Array(Math.max(sizeHint, 64 * 1024));
+  /**
+   * `sizeHint`: the expected size (the last snapshot's), reserved at once. `reuse`: a
+   * buffer from {@link encoderBufferOf} that nobody reads any more, written over instead of
+   * allocating one when it is large enough (its old bytes are never part of the output).
+   */
+  constructor(root: unknown, preimages: ReadonlyMap<object, Preimage>, sizeHint = 0, reuse: Uint8Array | null = null) {
+    const size = Math.max(sizeHint, 64 * 1024);
+    this.bytes = reuse !== null && reuse.length >= size ? reuse : encoderBuffer(size);
     this.preimages = preimages;
     this.#stack.push(new RootFrame(root));
   }
@@ -297,7 +320,7 @@ export class SnapshotEncoder {
     if (needed <= this.bytes.length) return;
     let length = this.bytes.length * 2;
     while (length < needed) length *= 2;
-    const grown = new Uint8Array(length);
+    const grown = encoderBuffer(length);
     grown.set(this.bytes.subarray(0, this.position));
     this.bytes = grown;
   }

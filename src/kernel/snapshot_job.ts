@@ -76,6 +76,7 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
   /**
    * `fields.app` is a `NestedEncoding` of the live state when `appInPlace`, else the app's
    * own bytes. `onEnd` is called once, when the job completes, fails or is aborted.
+   * `reuse`: an encoder buffer nobody reads any more, encoded into when large enough.
    */
   constructor(
     fields: SnapshotFields,
@@ -83,6 +84,7 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
     appInPlace: boolean,
     sizeHint: number,
     onEnd: (job: IncrementalSnapshot, bytes: Uint8Array | null) => void,
+    reuse: Uint8Array | null = null,
   ) {
     assert(Number.isSafeInteger(fields.op) && fields.op >= 0, "a snapshot covers an op");
     this.op = fields.op;
@@ -90,7 +92,7 @@ export class IncrementalSnapshot implements SnapshotJob, WriteWatch {
     this.#appState = appState;
     this.#appInPlace = appInPlace;
     this.#onEnd = onEnd;
-    this.#encoder = new SnapshotEncoder(fields, this.#preimages, sizeHint);
+    this.#encoder = new SnapshotEncoder(fields, this.#preimages, sizeHint, reuse);
     watchDescriptors();
   }
 

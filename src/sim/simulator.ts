@@ -111,15 +111,15 @@ const simSnapshotStepBytes = 256;
 /** A state machine that reports every commit to the checkers. */
 class CheckedStateMachine implements StateMachine {
   /** The inner machine's stepped snapshot, when it has one (so runs exercise it). */
-  readonly beginSnapshot?: () => SnapshotJob;
+  readonly beginSnapshot?: (reuse?: Uint8Array) => SnapshotJob;
   constructor(
     private readonly inner: StateMachine,
     private readonly replica: number,
     private readonly run: Simulation,
   ) {
     if (inner.beginSnapshot !== undefined) {
-      this.beginSnapshot = () => {
-        const job = inner.beginSnapshot!();
+      this.beginSnapshot = (reuse) => {
+        const job = inner.beginSnapshot!(reuse);
         // Simulated states are kilobytes: steps this small spread a job over many turns
         // and commits (and faults), where the replica's 256 KiB would finish it at once.
         return {

@@ -125,8 +125,19 @@ export class Replica implements ReplicaCore {
    * as it was at the op, and the job. Then it is written like any other.
    */
   #snapshotting: { readonly op: number; readonly header: Uint8Array; readonly clients: Uint8Array; readonly job: SnapshotJob } | null = null;
-  /** A checkpoint being written: its op, blob and anchor header. */
-  #checkpointWriting: { op: number; image: CheckpointImage; header: Uint8Array } | null = null;
+  /**
+   * A checkpoint being written: its op, blob and anchor header, and its state bytes when a
+   * snapshot job encoded them (see `#snapshotSpare`).
+   */
+  #checkpointWriting: { op: number; image: CheckpointImage; header: Uint8Array; jobState: Uint8Array | null } | null = null;
+  /** The state piece of `#checkpointImage` when a snapshot job encoded it, else null. */
+  #checkpointJobState: Uint8Array | null = null;
+  /**
+   * The state bytes of the checkpoint the latest one replaced: nothing reads them any more,
+   * so the next snapshot job may encode into their buffer (beginSnapshot's `reuse`) instead
+   * of allocating, faulting in and later collecting a state-sized buffer per checkpoint.
+   */
+  #snapshotSpare: Uint8Array | null = null;
   /** Replicated client sessions. */
   readonly #clients: ClientTable;
   /** Highest op issued to the disk contiguously (the disk's head). */
@@ -1021,12 +1032,14 @@ export class Replica implements ReplicaCore {
     // The client table is small next to the state (sessions × one reply): taken now, at the op.
     const clients = this.#clients.encode();
     if (this.stateMachine.beginSnapshot === undefined) {
-      this.#writeCheckpoint(op, slot.bytes, this.stateMachine.snapshot(), clients);
+      this.#writeCheckpoint(op, slot.bytes, this.stateMachine.snapshot(), clients, false);
       return;
     }
     // Stepped from the next ready() on: the turn that applied the op already paid for the
     // job's start and the client table.
-    this.#snapshotting = { op, header: slot.bytes, clients, job: this.stateMachine.beginSnapshot() };
+    const spare = this.#snapshotSpare ?? undefined;
+    this.#snapshotSpare = null;
+    this.#snapshotting = { op, header: slot.bytes, clients, job: this.stateMachine.beginSnapshot(spare) };
   }
 
   /**
@@ -1038,15 +1051,18 @@ export class Replica implements ReplicaCore {
     assert(snapshotting !== null, "a snapshot is being encoded");
     if (!snapshotting.job.step(snapshotStepBytes)) return;
     this.#snapshotting = null;
-    this.#writeCheckpoint(snapshotting.op, snapshotting.header, snapshotting.job.result(), snapshotting.clients);
+    this.#writeCheckpoint(snapshotting.op, snapshotting.header, snapshotting.job.result(), snapshotting.clients, true);
   }
 
-  /** Hands the checkpoint of `op` to storage (its state image is one piece, not copied). */
-  #writeCheckpoint(op: number, header: Uint8Array, state: Uint8Array, clients: Uint8Array): void {
+  /**
+   * Hands the checkpoint of `op` to storage (its state image is one piece, not copied);
+   * `fromJob`: a snapshot job encoded `state`, so it may be reused once replaced.
+   */
+  #writeCheckpoint(op: number, header: Uint8Array, state: Uint8Array, clients: Uint8Array, fromJob: boolean): void {
     assert(this.#checkpointWriting === null, "one checkpoint written at a time");
     assert(op <= this.#commitMin, "a checkpoint covers applied ops only");
     const image = encodeCheckpointImage({ op, header, state, clients });
-    this.#checkpointWriting = { op, image, header };
+    this.#checkpointWriting = { op, image, header, jobState: fromJob ? state : null };
     this.#action({ kind: "write_checkpoint", id: 0, op, checkpoint: image }, { kind: "checkpoint", op });
   }
 
@@ -1055,6 +1071,10 @@ export class Replica implements ReplicaCore {
     assert(writing !== null, "a checkpoint was being written");
     this.#checkpointWriting = null;
     this.#checkpointImage = writing.image;
+    // The image replaced is read no more (chunks of it were copied into their messages and
+    // its file write completed long ago): its state buffer is the next job's to write over.
+    this.#snapshotSpare = this.#checkpointJobState;
+    this.#checkpointJobState = writing.jobState;
     const anchorBefore = this.#log.anchorOp;
     if (writing.op > anchorBefore) this.#log.advanceAnchor(writing.header);
     // What the journal holds is recorded from the anchor up (older ops were dropped at the
@@ -1492,7 +1512,7 @@ export class Replica implements ReplicaCore {
     for (const op of this.#journalChecksums.keys()) if (op < parts.op) this.#journalChecksums.delete(op);
     this.#journalChecksums.set(parts.op, parts.header.slice(0, entryHeaderSize));
     this.#writtenOp = Math.max(this.#writtenOp, parts.op);
-    this.#checkpointWriting = { op: parts.op, image: [blob], header: parts.header };
+    this.#checkpointWriting = { op: parts.op, image: [blob], header: parts.header, jobState: null };
     this.#action({ kind: "write_checkpoint", id: 0, op: parts.op, checkpoint: [blob] }, { kind: "checkpoint", op: parts.op });
     this.#repair();
   }

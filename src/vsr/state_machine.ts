@@ -51,8 +51,13 @@ export interface StateMachine {
    * checkpoint of a large state does not stop the replica for the whole encoding). The
    * job's result must be byte for byte what {@link snapshot} returns now. One job at a
    * time; {@link restore} aborts it. Without it the replica calls {@link snapshot}.
+   *
+   * `reuse`, when given, is the result of an earlier job that the replica has dropped (the
+   * state bytes of the checkpoint the latest one replaced): the replica never reads it
+   * again, so the job may encode into its buffer instead of allocating one. A state machine
+   * may ignore it.
    */
-  beginSnapshot?(): SnapshotJob;
+  beginSnapshot?(reuse?: Uint8Array): SnapshotJob;
   /** Replaces the whole state with a snapshot taken by {@link snapshot}. */
   restore(snapshot: Uint8Array): void;
 }
