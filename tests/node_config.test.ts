@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig, readSecret } from "../src/node/config.ts";
+import { ConfigError, heapGrowthPercentDefault, parseConfig, readSecret } from "../src/node/config.ts";
+import { applyHeapGrowth } from "../src/node/heap_growth.ts";
 
 const good = {
   cluster: "payments-test",
@@ -23,6 +24,17 @@ test("a valid configuration parses with defaults filled in", () => {
   assert.equal(config.checkpointIntervalOps, 16384);
   assert.equal(config.ioPollMicros, 0);
   assert.equal(parseConfig({ ...good, ioPollMicros: 500 }).ioPollMicros, 500);
+  assert.equal(config.heapGrowthPercent, heapGrowthPercentDefault);
+  assert.equal(parseConfig({ ...good, heapGrowthPercent: 0 }).heapGrowthPercent, 0);
+});
+
+test("the heap growth setting is applied on Node, left alone at 0, reported unsupported on Bun and Deno", () => {
+  assert.equal(applyHeapGrowth(0), "engine_default");
+  assert.throws(() => applyHeapGrowth(-1), RangeError);
+  assert.throws(() => applyHeapGrowth(1.5), RangeError);
+  const global = globalThis as { Bun?: unknown; Deno?: unknown };
+  const onNode = global.Bun === undefined && global.Deno === undefined;
+  assert.equal(applyHeapGrowth(heapGrowthPercentDefault), onNode ? "applied" : "unsupported");
 });
 
 test("each invalid field is named in the error", () => {
@@ -35,6 +47,8 @@ test("each invalid field is named in the error", () => {
     [{ ...good, tickMs: 0 }, "tickMs"],
     [{ ...good, ioPollMicros: -1 }, "ioPollMicros"],
     [{ ...good, ioPollMicros: 100_001 }, "ioPollMicros"],
+    [{ ...good, heapGrowthPercent: -5 }, "heapGrowthPercent"],
+    [{ ...good, heapGrowthPercent: 1001 }, "heapGrowthPercent"],
     [{ ...good, readAccess: "everyone" }, "readAccess"],
     [[], ""],
   ];

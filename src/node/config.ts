@@ -15,6 +15,12 @@ import { pollMicrosMax } from "../storage/ring_scheduler.ts";
 /** A replica count the protocol accepts: 2f+1 with 0 ≤ f ≤ 2 (1, 3 or 5 replicas). */
 export const replicaCountsAllowed = [1, 3, 5] as const;
 
+/**
+ * Default of `heapGrowthPercent`: measured on the kv benchmark at 64 clients (docs/
+ * operations.md, "Memory"), it keeps a replica under 300 MB for about 6 % of throughput.
+ */
+export const heapGrowthPercentDefault = 50;
+
 /** Where a secret comes from: a file (first line, trimmed) or an environment variable. */
 export type SecretSource = { readonly file: string } | { readonly env: string } | { readonly value: string };
 
@@ -65,6 +71,12 @@ export interface ClusterConfig {
    * (0: never). It saves the eventfd's thread-pool wake-up but holds the loop meanwhile.
    */
   readonly ioPollMicros: number;
+  /**
+   * V8's heap growing factor for the replica process, in percent over the live set (0:
+   * the engine's own policy). Lower holds less memory and spends more CPU collecting;
+   * Node and Deno only (see src/node/heap_growth.ts).
+   */
+  readonly heapGrowthPercent: number;
 }
 
 /** The configuration is missing, unreadable or invalid; `field` names what is wrong. */
@@ -192,6 +204,7 @@ export function parseConfig(raw: unknown): ClusterConfig {
     effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),
     effectTimeoutMs: integer(raw, "effectTimeoutMs", 5000, 1, 600_000),
     ioPollMicros: integer(raw, "ioPollMicros", 0, 0, pollMicrosMax),
+    heapGrowthPercent: integer(raw, "heapGrowthPercent", heapGrowthPercentDefault, 0, 1000),
   };
 }
 

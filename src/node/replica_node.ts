@@ -39,6 +39,7 @@ import type { ClusterConfig } from "./config.ts";
 import { apiAccess, readSecret } from "./config.ts";
 import { pendingRepliesMax, ReplicaHandle } from "./handle.ts";
 import { clearReplaced, dataDirIntact, markReplaced, recoverReplicaState } from "./recover.ts";
+import { applyHeapGrowth } from "./heap_growth.ts";
 import { StorageDriver } from "./storage_driver.ts";
 import { testFaultsFromEnv } from "./test_faults.ts";
 
@@ -114,6 +115,8 @@ export async function startReplica(options: StartOptions): Promise<RunningReplic
   const log = options.log ?? ((line: string) => console.error(line));
   const prefix = `chronon[${index}]`;
   const testFaults = testFaultsFromEnv((line) => log(`${prefix} ${line}`)); // test-only, inert unless CHRONON_TEST_FAULTS is set
+  // Before the state and the window are allocated: V8 sizes the next collection from it.
+  applyHeapGrowth(config.heapGrowthPercent);
 
   const disk: Disk = await testFaults.wrapDisk(await selectDisk(options.io ?? "auto", (line) => log(`${prefix} ${line}`), { pollMicros: config.ioPollMicros }));
   try {

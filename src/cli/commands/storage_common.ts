@@ -6,6 +6,7 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName } from "../runtime.ts";
+import { heapGrowthPercentDefault } from "../../node/config.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { PortableDisk } from "../../storage/disk_portable.ts";
 import { selectDisk } from "../../storage/disk_select.ts";
@@ -91,6 +92,10 @@ export function sameRuntimeCommand(args: string[]): { command: string; args: str
   const root = fileURLToPath(new URL("../../..", import.meta.url));
   const runtime = runtimeName();
   if (runtime === "bun") return { command: process.execPath, args: [entry, ...args], cwd: root };
-  if (runtime === "deno") return { command: process.execPath, args: ["run", "-A", "--quiet", entry, ...args], cwd: root };
+  // Deno takes the heap growth only as a V8 flag at start (src/node/heap_growth.ts); the
+  // configs the local cluster commands write use the default (harmless for other children).
+  if (runtime === "deno") {
+    return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault}`, entry, ...args], cwd: root };
+  }
   return { command: process.execPath, args: ["--import", "tsx", entry, ...args], cwd: root };
 }
