@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, heapGrowthPercentDefault, parseConfig, readSecret } from "../src/node/config.ts";
-import { applyHeapGrowth } from "../src/node/heap_growth.ts";
 
 const good = {
   cluster: "payments-test",
@@ -26,15 +25,6 @@ test("a valid configuration parses with defaults filled in", () => {
   assert.equal(parseConfig({ ...good, ioPollMicros: 500 }).ioPollMicros, 500);
   assert.equal(config.heapGrowthPercent, heapGrowthPercentDefault);
   assert.equal(parseConfig({ ...good, heapGrowthPercent: 0 }).heapGrowthPercent, 0);
-});
-
-test("the heap growth setting is applied on Node, left alone at 0, reported unsupported on Bun and Deno", () => {
-  assert.equal(applyHeapGrowth(0), "engine_default");
-  assert.throws(() => applyHeapGrowth(-1), RangeError);
-  assert.throws(() => applyHeapGrowth(1.5), RangeError);
-  const global = globalThis as { Bun?: unknown; Deno?: unknown };
-  const onNode = global.Bun === undefined && global.Deno === undefined;
-  assert.equal(applyHeapGrowth(heapGrowthPercentDefault), onNode ? "applied" : "unsupported");
 });
 
 test("each invalid field is named in the error", () => {

@@ -17,7 +17,8 @@ export const replicaCountsAllowed = [1, 3, 5] as const;
 
 /**
  * Default of `heapGrowthPercent`: measured on the kv benchmark at 64 clients (docs/
- * operations.md, "Memory"), it keeps a replica under 300 MB for about 6 % of throughput.
+ * operations.md, "Session 8 figures"), it keeps a replica under 300 MB for about 6 % of
+ * throughput.
  */
 export const heapGrowthPercentDefault = 50;
 
@@ -73,8 +74,9 @@ export interface ClusterConfig {
   readonly ioPollMicros: number;
   /**
    * V8's heap growing factor for the replica process, in percent over the live set (0:
-   * the engine's own policy). Lower holds less memory and spends more CPU collecting;
-   * Node and Deno only (see src/node/heap_growth.ts).
+   * the engine's own policy). Lower holds less memory and spends more CPU collecting.
+   * Applied at run time on Node only; Deno takes it as a start flag (see
+   * src/node/heap_growth.ts).
    */
   readonly heapGrowthPercent: number;
 }

@@ -6,7 +6,7 @@
  * (the log window, the state, one checkpoint image), so V8's own factor lets the heap run
  * to two or three times the live set between collections: the kv benchmark's replicas
  * peaked at 357–386 MB with it, against 264–285 MB with 50 % and 242–260 MB with 20 %
- * (docs/operations.md, "Memory"), paid for in collection CPU. The factor is process wide,
+ * (docs/operations.md, "Session 8 figures"), paid for in collection CPU. The factor is process wide,
  * so it is set once per process, before the replica allocates its state.
  * @module
  */
