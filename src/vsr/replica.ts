@@ -116,6 +116,16 @@ export class Replica implements ReplicaCore {
   #commitMax: number;
   /** Op of the latest durable checkpoint; its bytes are kept for state transfer. */
   #checkpointOp: number;
+  /**
+   * This replica checkpoints at the ops ≡ this (mod checkpointIntervalOps): replica r at
+   * r/replicaCount of the interval. Staggered so that at most one replica at a time pays
+   * for encoding and flushing its state: a checkpoint slows a replica for a while (a
+   * multi-megabyte write and its flush), and when all replicas took theirs at the same op
+   * every request in flight waited for the slowest; staggered, a backup's checkpoint hides
+   * behind the quorum of the others. Checkpoint ops need not agree between replicas: each
+   * anchors only its own log window, and state transfer takes whichever a peer holds.
+   */
+  readonly #checkpointPhaseOps: number;
   #checkpointImage: CheckpointImage;
   /** Checksum of `#checkpointImage` once computed, and the image it is of (by identity). */
   #checkpointChecksum: { readonly of: CheckpointImage; readonly sum: Uint8Array } | null = null;
@@ -244,6 +254,7 @@ export class Replica implements ReplicaCore {
       checkpointOp = parts.op;
     }
     this.#checkpointOp = checkpointOp;
+    this.#checkpointPhaseOps = Math.floor((config.replica * config.checkpointIntervalOps) / config.replicaCount);
     this.#checkpointImage = recovered.checkpoint !== null ? [recovered.checkpoint.bytes] : encodeCheckpointImage({
       op: 0, header: anchor, state: stateMachine.snapshot(), clients: this.#clients.encode(),
     });
@@ -933,13 +944,14 @@ export class Replica implements ReplicaCore {
     if (this.#readsPending > 0) return; // bodies after a restart are still being read
     while (this.#commitMin < this.#commitMax) {
       const op = this.#commitMin + 1;
-      if (op % this.config.checkpointIntervalOps === 0 && (this.#checkpointWriting !== null || this.#snapshotting !== null)) return;
+      const checkpointDue = op % this.config.checkpointIntervalOps === this.#checkpointPhaseOps;
+      if (checkpointDue && (this.#checkpointWriting !== null || this.#snapshotting !== null)) return;
       const slot = this.#log.get(op);
       if (slot === undefined || !slot.trusted || slot.body === null || !slot.durable) return;
       if (!this.#log.chainsToTrusted(slot)) assert(false, `chain broken at committed op ${op}`);
       this.#apply(slot);
       this.#commitMin = op;
-      if (op % this.config.checkpointIntervalOps === 0) this.#startCheckpoint(slot);
+      if (checkpointDue) this.#startCheckpoint(slot);
     }
     assert(this.#commitMin <= this.#commitMax, "commitMin ≤ commitMax");
   }
