@@ -302,6 +302,28 @@ describe("vsr scenarios", () => {
     c.agree();
   });
 
+  test("replicas checkpoint at staggered ops: replica r at r/n of the interval, never two at one op", () => {
+    const interval = 6;
+    const { c, p } = started(3, { checkpointIntervalOps: interval });
+    const client = clientId(1);
+    c.register(p, client);
+    const seen: Set<number>[] = [new Set(), new Set(), new Set()];
+    for (let i = 1; i <= 4 * interval; i++) {
+      c.request(p, client, i, `v${i}`);
+      c.settle();
+      for (let r = 0; r < 3; r++) {
+        const op = c.disks[r]!.checkpoint?.op;
+        if (op !== undefined && op > 0) seen[r]!.add(op);
+      }
+    }
+    for (let r = 0; r < 3; r++) {
+      const ops = [...seen[r]!];
+      assert.ok(ops.length >= 3, `replica ${r} checkpointed repeatedly: ${ops}`);
+      for (const op of ops) assert.equal(op % interval, Math.floor((r * interval) / 3), `replica ${r}'s checkpoint op ${op}`);
+    }
+    c.agree();
+  });
+
   test("a stepped snapshot is handed the state bytes of the checkpoint the latest one replaced, never those still kept", () => {
     const c = new Cluster({ replicaCount: 3, config: { checkpointIntervalOps: 4 }, machine: () => new SteppedListMachine(2) });
     c.tick(30);
