@@ -20,7 +20,7 @@ test("a valid configuration parses with defaults filled in", () => {
   assert.equal(config.cluster.length, 16);
   assert.equal(config.readAccess, "public");
   assert.equal(config.tickMs, 10);
-  assert.equal(config.checkpointIntervalOps, 16384);
+  assert.equal(config.checkpointIntervalOps, 32768);
   assert.equal(config.ioPollMicros, 0);
   assert.equal(parseConfig({ ...good, ioPollMicros: 500 }).ioPollMicros, 500);
   assert.equal(config.heapGrowthPercent, heapGrowthPercentDefault);

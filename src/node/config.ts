@@ -22,6 +22,17 @@ export const replicaCountsAllowed = [1, 3, 5] as const;
  */
 export const heapGrowthPercentDefault = 50;
 
+/**
+ * Default of `checkpointIntervalOps`. Each replica checkpoints once per interval (at its
+ * own phase of it, docs/protocol.md); a checkpoint encodes and writes the whole state, so
+ * a longer interval is less of that work per op, paid for in the log window's memory (up to
+ * two intervals of entries). 32,768 against 16,384 on the kv benchmark at 64 clients, with
+ * the replicas' small young generation (heap_growth.ts): 14,379 against 13,547 requests/s,
+ * p99 19.1 against 21.1 ms, peaks 235–260 against 253–277 MB (medians of 3 interleaved
+ * runs; docs/operations.md, "Session 10 figures").
+ */
+export const checkpointIntervalOpsDefault = 32768;
+
 /** Where a secret comes from: a file (first line, trimmed) or an environment variable. */
 export type SecretSource = { readonly file: string } | { readonly env: string } | { readonly value: string };
 
@@ -200,7 +211,7 @@ export function parseConfig(raw: unknown): ClusterConfig {
     token: raw.token === undefined ? null : raw.token === "none" ? "none" : secretSource(raw.token, "token"),
     readAccess,
     tickMs: integer(raw, "tickMs", 10, 1, 1000),
-    checkpointIntervalOps: integer(raw, "checkpointIntervalOps", 16384, 16, 1 << 24),
+    checkpointIntervalOps: integer(raw, "checkpointIntervalOps", checkpointIntervalOpsDefault, 16, 1 << 24),
     clientSessionsMax: integer(raw, "clientSessionsMax", 4096, 1, 1 << 20),
     requestBodySizeMax: integer(raw, "requestBodySizeMax", 64 * 1024, 1, 1024 * 1024),
     effectAttemptsMax: integer(raw, "effectAttemptsMax", 8, 1, 1000),

@@ -7,6 +7,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName } from "../runtime.ts";
 import { heapGrowthPercentDefault } from "../../node/config.ts";
+import { nodeReplicaFlags } from "../../node/heap_growth.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { PortableDisk } from "../../storage/disk_portable.ts";
 import { selectDisk } from "../../storage/disk_select.ts";
@@ -97,5 +98,6 @@ export function sameRuntimeCommand(args: string[]): { command: string; args: str
   if (runtime === "deno") {
     return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault}`, entry, ...args], cwd: root };
   }
-  return { command: process.execPath, args: ["--import", "tsx", entry, ...args], cwd: root };
+  // Node takes the young generation's size only at start too (nodeReplicaFlags).
+  return { command: process.execPath, args: [...nodeReplicaFlags, "--import", "tsx", entry, ...args], cwd: root };
 }
