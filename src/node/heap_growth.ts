@@ -35,8 +35,9 @@ export function applyHeapGrowth(percent: number): HeapGrowthOutcome {
  * The young generation's semi-space cap, in MiB, for a Node replica: V8 takes it only as a
  * start flag (`--max-semi-space-size`; `setFlagsFromString` at run time leaves the young
  * generation as it was), so the commands that start replicas (dev, demo, bench cluster,
- * the chaos cluster) pass {@link nodeReplicaFlags}, and a replica started by hand takes it
- * through `NODE_OPTIONS=--max-semi-space-size=2`. V8's default lets the semi-space grow to
+ * the chaos cluster) pass {@link nodeReplicaFlags} (to Deno within `--v8-flags`), and a
+ * replica started by hand takes it through `NODE_OPTIONS=--max-semi-space-size=2` (Deno:
+ * `--v8-flags=…,--max-semi-space-size=2`). V8's default lets the semi-space grow to
  * 16 MiB; a replica's young objects are mostly garbage of one message but the log window's
  * slots, which all survive and are copied until promoted, so a small young generation costs
  * shorter scavenges and less peak memory (kv benchmark, 64 clients: docs/operations.md,

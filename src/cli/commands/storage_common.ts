@@ -93,10 +93,11 @@ export function sameRuntimeCommand(args: string[]): { command: string; args: str
   const root = fileURLToPath(new URL("../../..", import.meta.url));
   const runtime = runtimeName();
   if (runtime === "bun") return { command: process.execPath, args: [entry, ...args], cwd: root };
-  // Deno takes the heap growth only as a V8 flag at start (src/node/heap_growth.ts); the
-  // configs the local cluster commands write use the default (harmless for other children).
+  // Deno takes the heap growth only as a V8 flag at start (src/node/heap_growth.ts), and the
+  // young generation's cap as Node does; the configs the local cluster commands write use
+  // the default growth (harmless for other children).
   if (runtime === "deno") {
-    return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault}`, entry, ...args], cwd: root };
+    return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault},${nodeReplicaFlags.join(",")}`, entry, ...args], cwd: root };
   }
   // Node takes the young generation's size only at start too (nodeReplicaFlags).
   return { command: process.execPath, args: [...nodeReplicaFlags, "--import", "tsx", entry, ...args], cwd: root };
