@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { heapGrowthPercentDefault } from "../src/node/config.ts";
-import { applyHeapGrowth, nodeReplicaFlags, youngSemiSpaceMiB } from "../src/node/heap_growth.ts";
+import { applyHeapGrowth, replicaV8StartFlags, youngSemiSpaceMiB } from "../src/node/heap_growth.ts";
 import { sameRuntimeCommand } from "../src/cli/commands/storage_common.ts";
 import { runtimeName } from "../src/cli/runtime.ts";
 
@@ -41,20 +41,31 @@ test("on Node the default heap growth keeps a churning process's heap well below
   );
 });
 
+test("replicas the commands start on Deno get the V8 start flags within --v8-flags", (t) => {
+  if (runtimeName() !== "deno") {
+    t.skip("the --v8-flags form is Deno's");
+    return;
+  }
+  const v8Flags = sameRuntimeCommand(["start"]).args.find((arg) => arg.startsWith("--v8-flags="));
+  assert.ok(v8Flags !== undefined, "deno run gets --v8-flags");
+  const given = v8Flags.slice("--v8-flags=".length).split(",");
+  for (const flag of [`--heap-growing-percent=${heapGrowthPercentDefault}`, ...replicaV8StartFlags]) assert.ok(given.includes(flag), `${flag} in ${v8Flags}`);
+});
+
 test("replicas the commands start on Node get the small young generation (a start flag, which the run-time setting cannot replace)", (t) => {
   if (runtimeName() !== "node") {
-    t.skip("the young generation flag is for Node replicas");
+    t.skip("the young generation flag is checked here on Node");
     return;
   }
   const command = sameRuntimeCommand(["start"]);
-  for (const flag of nodeReplicaFlags) assert.ok(command.args.includes(flag), `${flag} in ${command.args.join(" ")}`);
+  for (const flag of replicaV8StartFlags) assert.ok(command.args.includes(flag), `${flag} in ${command.args.join(" ")}`);
   // The flag does what it says: a churning child's young generation stays at the cap
   // (V8 reports both semi-spaces, 2 × the cap; without the flag it grows to 32 MiB here).
   const churn = `const keep = []; for (let i = 0; i < 2e6; i++) { const o = { a: i, b: [i] }; if (i % 8 === 0) keep.push(o); if (keep.length > 40000) keep.length = 0; }
     const s = require("node:v8").getHeapSpaceStatistics().find((x) => x.space_name === "new_space"); console.log(s.space_size);`;
   const young = (flags: readonly string[]) => Number(execFileSync(process.execPath, [...flags, "-e", churn], { encoding: "utf8" }).trim());
-  const capped = young(nodeReplicaFlags);
+  const capped = young(replicaV8StartFlags);
   const own = young([]);
-  assert.ok(capped <= 2 * youngSemiSpaceMiB * 1024 * 1024, `young generation ${capped} bytes with ${nodeReplicaFlags.join(" ")}`);
+  assert.ok(capped <= 2 * youngSemiSpaceMiB * 1024 * 1024, `young generation ${capped} bytes with ${replicaV8StartFlags.join(" ")}`);
   assert.ok(own > capped, `V8's own young generation (${own} bytes) is larger than the capped one (${capped})`);
 });

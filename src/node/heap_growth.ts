@@ -35,7 +35,7 @@ export function applyHeapGrowth(percent: number): HeapGrowthOutcome {
  * The young generation's semi-space cap, in MiB, for a Node replica: V8 takes it only as a
  * start flag (`--max-semi-space-size`; `setFlagsFromString` at run time leaves the young
  * generation as it was), so the commands that start replicas (dev, demo, bench cluster,
- * the chaos cluster) pass {@link nodeReplicaFlags} (to Deno within `--v8-flags`), and a
+ * the chaos cluster) pass {@link replicaV8StartFlags} (to Deno within `--v8-flags`), and a
  * replica started by hand takes it through `NODE_OPTIONS=--max-semi-space-size=2` (Deno:
  * `--v8-flags=…,--max-semi-space-size=2`). V8's default lets the semi-space grow to
  * 16 MiB; a replica's young objects are mostly garbage of one message but the log window's
@@ -45,5 +45,5 @@ export function applyHeapGrowth(percent: number): HeapGrowthOutcome {
  */
 export const youngSemiSpaceMiB = 2;
 
-/** Node start flags for a replica process (see {@link youngSemiSpaceMiB}). */
-export const nodeReplicaFlags: readonly string[] = [`--max-semi-space-size=${youngSemiSpaceMiB}`];
+/** V8 start flags for a replica process: Node's command line, Deno's `--v8-flags` (see {@link youngSemiSpaceMiB}). */
+export const replicaV8StartFlags: readonly string[] = [`--max-semi-space-size=${youngSemiSpaceMiB}`];

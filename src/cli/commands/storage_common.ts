@@ -7,7 +7,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName } from "../runtime.ts";
 import { heapGrowthPercentDefault } from "../../node/config.ts";
-import { nodeReplicaFlags } from "../../node/heap_growth.ts";
+import { replicaV8StartFlags } from "../../node/heap_growth.ts";
 import type { Disk } from "../../storage/disk.ts";
 import { PortableDisk } from "../../storage/disk_portable.ts";
 import { selectDisk } from "../../storage/disk_select.ts";
@@ -97,8 +97,8 @@ export function sameRuntimeCommand(args: string[]): { command: string; args: str
   // young generation's cap as Node does; the configs the local cluster commands write use
   // the default growth (harmless for other children).
   if (runtime === "deno") {
-    return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault},${nodeReplicaFlags.join(",")}`, entry, ...args], cwd: root };
+    return { command: process.execPath, args: ["run", "-A", "--quiet", `--v8-flags=--heap-growing-percent=${heapGrowthPercentDefault},${replicaV8StartFlags.join(",")}`, entry, ...args], cwd: root };
   }
-  // Node takes the young generation's size only at start too (nodeReplicaFlags).
-  return { command: process.execPath, args: [...nodeReplicaFlags, "--import", "tsx", entry, ...args], cwd: root };
+  // Node takes the young generation's size only at start too (replicaV8StartFlags).
+  return { command: process.execPath, args: [...replicaV8StartFlags, "--import", "tsx", entry, ...args], cwd: root };
 }
